@@ -1,0 +1,197 @@
+// The job queue as pure functions: state and time in, new state out. No fs,
+// no git, no clock reads. Every function returns a new JobsFile and never
+// edits its argument, so a transaction can re-run it on fresh state after a
+// rejected push.
+
+import { PreconditionError, UsageError } from '../errors.js';
+import type { Iso, Job, JobsFile, JobStatus } from './types.js';
+
+export const JOBS_SCHEMA_REF = '../schemas/jobs.schema.json';
+
+export function emptyJobs(): JobsFile {
+  return { $schema: JOBS_SCHEMA_REF, version: 1, jobs: [] };
+}
+
+export function iso(d: Date): Iso {
+  return d.toISOString();
+}
+
+/** Sortable, readable and unique across hosts: time, then 40 random bits. */
+export function newId(prefix: 'job' | 'msg', now: Date, random: Buffer): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${prefix}_${stamp}_${random.toString('hex').slice(0, 10)}`;
+}
+
+export interface JobInput {
+  type: string;
+  priority: number;
+  source: string | null;
+  branch: string;
+  commit: string | null;
+  description: string;
+  dependencies: string[];
+  on?: string | null;
+  labels?: Record<string, string>;
+  timeout_seconds?: number | null;
+  retries?: number;
+}
+
+export function findJob(file: JobsFile, id: string): Job {
+  const exact = file.jobs.find((j) => j.id === id);
+  if (exact) return exact;
+  // A unique prefix is enough for a person typing at a terminal.
+  const matches = id.length >= 8 ? file.jobs.filter((j) => j.id.startsWith(id)) : [];
+  if (matches.length === 1) return matches[0]!;
+  if (matches.length > 1) throw new UsageError(`job id ${id} is ambiguous: ${matches.length} jobs start with it`);
+  throw new UsageError(`no job ${id} in coordination/jobs.json`);
+}
+
+export function enqueue(file: JobsFile, input: JobInput, id: string, by: string, now: Date): { file: JobsFile; job: Job } {
+  const r = enqueueMany(file, [{ ...input, id }], by, now);
+  return { file: r.file, job: r.jobs[0]! };
+}
+
+/** Adds several jobs in one change; ids given per job. Dependencies may point at jobs in the same batch. */
+export function enqueueMany(
+  file: JobsFile,
+  inputs: Array<JobInput & { id: string }>,
+  by: string,
+  now: Date,
+): { file: JobsFile; jobs: Job[] } {
+  const known = new Set(file.jobs.map((j) => j.id));
+  const batch = new Set<string>();
+  const jobs: Job[] = [];
+  for (const input of inputs) {
+    if (known.has(input.id) || batch.has(input.id)) {
+      // Ids carry 40 random bits: a clash means the caller reused randomness.
+      throw new PreconditionError(`job id ${input.id} already exists`);
+    }
+    for (const dep of input.dependencies) {
+      if (!known.has(dep) && !batch.has(dep)) throw new UsageError(`--after ${dep}: no such job in coordination/jobs.json`);
+    }
+    batch.add(input.id);
+    const job: Job = {
+      id: input.id,
+      type: input.type,
+      priority: input.priority,
+      source: input.source,
+      branch: input.branch,
+      commit: input.commit,
+      description: input.description,
+      dependencies: [...new Set(input.dependencies)],
+      assigned_to: null,
+      status: 'queued',
+      created_at: iso(now),
+      created_by: by,
+      started_at: null,
+      completed_at: null,
+      attempt: 0,
+      lease_expires_at: null,
+    };
+    if (input.on) job.on = input.on;
+    if (input.labels && Object.keys(input.labels).length) job.labels = { ...input.labels };
+    if (input.timeout_seconds != null) job.timeout_seconds = input.timeout_seconds;
+    if (input.retries) job.retries = input.retries;
+    jobs.push(job);
+  }
+  const next = { ...file, jobs: [...file.jobs, ...jobs] };
+  return { file: next, jobs };
+}
+
+/** Queue order: priority 1 first, then oldest, then id for a total order. */
+export function compareQueue(a: Job, b: Job): number {
+  return a.priority - b.priority || (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : 0) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+export interface BuilderFacts {
+  name: string;
+  labels?: Record<string, string>;
+  /** The types this builder can run; undefined means any. */
+  types?: string[];
+}
+
+export type Blocker = null | 'dependencies' | 'dependency-failed' | 'pinned' | 'labels' | 'type';
+
+/** Why a queued job cannot run on this builder now (null: it can). */
+export function blocker(file: JobsFile, job: Job, builder?: BuilderFacts): Blocker {
+  const byId = new Map(file.jobs.map((j) => [j.id, j]));
+  for (const dep of job.dependencies) {
+    const d = byId.get(dep);
+    if (!d || d.status === 'failed' || d.status === 'cancelled') return 'dependency-failed';
+    if (d.status !== 'completed') return 'dependencies';
+  }
+  if (builder) {
+    if (job.on && job.on !== builder.name) return 'pinned';
+    for (const [k, v] of Object.entries(job.labels ?? {})) if (builder.labels?.[k] !== v) return 'labels';
+    if (builder.types && !builder.types.includes(job.type)) return 'type';
+  }
+  return null;
+}
+
+export function eligible(file: JobsFile, builder: BuilderFacts): Job[] {
+  return file.jobs.filter((j) => j.status === 'queued' && !j.cancel_requested && blocker(file, j, builder) === null).sort(compareQueue);
+}
+
+/** The queue in the order it will run: queued jobs by priority and age, running ones first. */
+export function runOrder(file: JobsFile): Job[] {
+  const rank: Record<JobStatus, number> = { running: 0, queued: 1, failed: 2, cancelled: 3, completed: 4 };
+  return [...file.jobs].sort((a, b) => rank[a.status] - rank[b.status] || compareQueue(a, b));
+}
+
+function replace(file: JobsFile, job: Job): JobsFile {
+  return { ...file, jobs: file.jobs.map((j) => (j.id === job.id ? job : j)) };
+}
+
+export function claim(file: JobsFile, builder: BuilderFacts, now: Date, leaseMs: number): { file: JobsFile; job: Job } {
+  const next = eligible(file, builder)[0];
+  if (!next) throw new PreconditionError('no eligible job');
+  return claimJob(file, next.id, builder.name, now, leaseMs);
+}
+
+export function claimJob(file: JobsFile, id: string, builder: string, now: Date, leaseMs: number): { file: JobsFile; job: Job } {
+  const cur = findJob(file, id);
+  if (cur.status !== 'queued') throw new PreconditionError(`job ${cur.id} is ${cur.status}${cur.assigned_to ? ` on ${cur.assigned_to}` : ''}, not queued`);
+  const job: Job = {
+    ...cur,
+    status: 'running',
+    assigned_to: builder,
+    attempt: cur.attempt + 1,
+    started_at: iso(now),
+    completed_at: null,
+    lease_expires_at: iso(new Date(now.getTime() + leaseMs)),
+    result: null,
+  };
+  return { file: replace(file, job), job };
+}
+
+/** Fencing: every write about a running job must come from its current holder and attempt. */
+export function assertHolder(job: Job, builder: string, attempt: number): void {
+  if (job.status !== 'running' || job.assigned_to !== builder || job.attempt !== attempt) {
+    const now = job.status === 'running' ? `attempt ${job.attempt} on ${job.assigned_to}` : `${job.status}${job.assigned_to ? ` (last on ${job.assigned_to}, attempt ${job.attempt})` : ''}`;
+    throw new PreconditionError(`job ${job.id} attempt ${attempt} on ${builder} is no longer current: the job is ${now}`);
+  }
+}
+
+export function renewLease(file: JobsFile, id: string, builder: string, attempt: number, now: Date, leaseMs: number): { file: JobsFile; job: Job } {
+  const cur = findJob(file, id);
+  assertHolder(cur, builder, attempt);
+  const job = { ...cur, lease_expires_at: iso(new Date(now.getTime() + leaseMs)) };
+  return { file: replace(file, job), job };
+}
+
+export type Outcome = 'completed' | 'failed' | 'cancelled';
+
+export function complete(
+  file: JobsFile,
+  id: string,
+  builder: string,
+  attempt: number,
+  status: Outcome,
+  now: Date,
+  result?: Job['result'],
+): { file: JobsFile; job: Job } {
+  const cur = findJob(file, id);
+  assertHolder(cur, builder, attempt);
+  const job: Job = { ...cur, status, completed_at: iso(now), lease_expires_at: null, result: result ?? cur.result ?? null };
+  return { file: replace(file, job), job };
+}
