@@ -4,7 +4,7 @@
 // rejected push.
 
 import { PreconditionError, UsageError } from '../errors.js';
-import type { Iso, Job, JobsFile, JobStatus } from './types.js';
+import type { HeartbeatFile, Iso, Job, JobsFile, JobStatus } from './types.js';
 
 export const JOBS_SCHEMA_REF = '../schemas/jobs.schema.json';
 
@@ -193,5 +193,95 @@ export function complete(
   const cur = findJob(file, id);
   assertHolder(cur, builder, attempt);
   const job: Job = { ...cur, status, completed_at: iso(now), lease_expires_at: null, result: result ?? cur.result ?? null };
+  return { file: replace(file, job), job };
+}
+
+/** The lease a job really has: main's, or a later one its holder renewed on its heartbeat. */
+export function effectiveLease(job: Job, heartbeat: HeartbeatFile | undefined): number {
+  let until = job.lease_expires_at ? Date.parse(job.lease_expires_at) : 0;
+  for (const l of heartbeat?.leases ?? []) {
+    if (l.id === job.id && l.attempt === job.attempt) until = Math.max(until, Date.parse(l.expires_at));
+  }
+  return until;
+}
+
+/** A builder is stale when its last heartbeat is older than the lease (or it never sent one). */
+export function isStale(heartbeat: HeartbeatFile | undefined, now: Date, leaseMs: number): boolean {
+  if (!heartbeat) return true;
+  const t = Date.parse(heartbeat.timestamp);
+  return Number.isNaN(t) || now.getTime() - t > leaseMs;
+}
+
+export interface Reclaim {
+  job: Job;
+  from: string;
+  failed: boolean;
+}
+
+/**
+ * Hands running jobs of stale builders whose lease ran out back to the queue.
+ * A job taken back more than maxReclaims times fails instead, with the reason.
+ * The next claim increments the attempt, which fences the old holder out.
+ */
+export function reclaimExpired(
+  file: JobsFile,
+  heartbeats: Map<string, HeartbeatFile>,
+  now: Date,
+  leaseMs: number,
+  maxReclaims: number,
+  self?: string,
+): { file: JobsFile; reclaimed: Reclaim[] } {
+  const reclaimed: Reclaim[] = [];
+  const jobs = file.jobs.map((job) => {
+    if (job.status !== 'running' || !job.assigned_to || job.assigned_to === self) return job;
+    const hb = heartbeats.get(job.assigned_to);
+    if (!isStale(hb, now, leaseMs) || effectiveLease(job, hb) > now.getTime()) return job;
+    const from = job.assigned_to;
+    const count = (job.reclaims ?? 0) + 1;
+    const failed = count > maxReclaims;
+    const next: Job = failed
+      ? {
+          ...job,
+          status: 'failed',
+          reclaims: count,
+          completed_at: iso(now),
+          lease_expires_at: null,
+          result: { summary: `reclaimed ${count} times (limit ${maxReclaims}): its builders kept going silent; last on ${from}, attempt ${job.attempt}` },
+        }
+      : { ...job, status: 'queued', assigned_to: null, started_at: null, lease_expires_at: null, reclaims: count };
+    reclaimed.push({ job: next, from, failed });
+    return next;
+  });
+  return { file: reclaimed.length ? { ...file, jobs } : file, reclaimed };
+}
+
+/** The holder gives its running job back (drain): it runs again elsewhere as a new attempt. */
+export function handBack(file: JobsFile, id: string, builder: string, attempt: number): { file: JobsFile; job: Job } {
+  const cur = findJob(file, id);
+  assertHolder(cur, builder, attempt);
+  const job: Job = { ...cur, status: 'queued', assigned_to: null, started_at: null, lease_expires_at: null };
+  return { file: replace(file, job), job };
+}
+
+/** A queued job is cancelled at once; a running one is marked and its builder stops it. */
+export function cancel(file: JobsFile, id: string, by: string, now: Date): { file: JobsFile; job: Job } {
+  const cur = findJob(file, id);
+  if (cur.status === 'queued') {
+    const job: Job = { ...cur, status: 'cancelled', completed_at: iso(now), result: { summary: `cancelled by ${by} before it ran` } };
+    return { file: replace(file, job), job };
+  }
+  if (cur.status === 'running') {
+    if (cur.cancel_requested) return { file, job: cur };
+    const job: Job = { ...cur, cancel_requested: true };
+    return { file: replace(file, job), job };
+  }
+  throw new PreconditionError(`job ${cur.id} is already ${cur.status}`);
+}
+
+/** A failed or cancelled job goes back to the queue; its next claim is a new attempt. */
+export function retry(file: JobsFile, id: string): { file: JobsFile; job: Job } {
+  const cur = findJob(file, id);
+  if (cur.status !== 'failed' && cur.status !== 'cancelled') throw new PreconditionError(`job ${cur.id} is ${cur.status}; only failed or cancelled jobs can be retried`);
+  const job: Job = { ...cur, status: 'queued', assigned_to: null, started_at: null, completed_at: null, lease_expires_at: null, cancel_requested: false, result: null, reclaims: 0 };
   return { file: replace(file, job), job };
 }

@@ -37,6 +37,8 @@ export interface Job {
    * every later write about the job must name the attempt it belongs to. */
   attempt: number;
   lease_expires_at: Iso | null;
+  /** Times the job was taken back from a builder that stopped heartbeating. */
+  reclaims?: number;
   /** Pin to one builder. */
   on?: string | null;
   /** Builder labels the job needs, all of them. */
@@ -135,6 +137,8 @@ export interface HeartbeatFile {
   system?: SystemInfo;
   agent_version?: string;
   current_jobs?: string[];
+  /** Lease renewals ride on the heartbeat, off main. */
+  leases?: Array<{ id: string; attempt: number; expires_at: Iso }>;
   distcc_mode?: 'pump' | 'pump-broken' | 'distcc' | 'local' | null;
 }
 

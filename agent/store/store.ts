@@ -210,6 +210,20 @@ export class Store {
     return tip;
   }
 
+  /** For the heartbeat branch writer (agent/store/heartbeat.ts): the same clone, runner and clock. */
+  async internals() {
+    await this.lock.with(() => this.ensureClone());
+    return {
+      cloneDir: this.cloneDir,
+      git: this.git,
+      reader: this.objects(),
+      clock: this.clock,
+      identity: this.identity,
+      netTimeout: this.netTimeout,
+      classify: (stderr: string, what: string) => this.classifyRemoteFailure(stderr, what),
+    };
+  }
+
   /** Cheap check for the daemon: main's sha on the remote without fetching objects. */
   async remoteTip(): Promise<string | null> {
     await this.ensureClone();

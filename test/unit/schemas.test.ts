@@ -248,6 +248,7 @@ const fullJob: Required<Job> = {
   completed_at: '2025-01-31T12:05:00.123Z',
   attempt: 2,
   lease_expires_at: '2025-01-31T12:10:00Z',
+  reclaims: 1,
   dependencies: ['job_20250131T110000Z_0000000000'],
   on: 'build2',
   labels: { arch: 'amd64' },
@@ -301,6 +302,7 @@ const fullHeartbeat: Required<HeartbeatFile> = {
   system: { cpu_usage: 1, memory_used_gb: 1, disk_free_gb: 1, load: null },
   agent_version: '0.1.0',
   current_jobs: [minimalJob.id],
+  leases: [{ id: minimalJob.id, attempt: 1, expires_at: '2025-01-31T12:10:00Z' }],
   distcc_mode: 'pump',
 };
 const minimalStep: ProfileJob = { key: 'maven', type: 'maven' };

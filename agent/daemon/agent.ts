@@ -1,0 +1,452 @@
+// The builder daemon. It never dies on bad data or a lost remote: it logs,
+// reports itself degraded in its heartbeat, and carries on with what it can.
+//
+//   poll (ls-remote; fetch only when main moved) -> fence/cancel running jobs
+//   -> take back expired jobs of stale builders -> claim up to concurrency
+//   heartbeat (own branch, off main) -> renews the leases of running jobs
+//   completion -> one commit; kept on disk and retried while the remote is away
+
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { freemem, loadavg, totalmem, cpus } from 'node:os';
+import { join } from 'node:path';
+import type { FileConfig } from '../config.js';
+import { CoordError, InvalidFileError, PreconditionError } from '../errors.js';
+import { newId } from '../model/jobs.js';
+import { PATHS, type BuildConfigFile, type HeartbeatFile, type Job, type JobsFile } from '../model/types.js';
+import { executeJob, supportedTypes, type ExecDeps, type ExecResult } from '../builds/execute.js';
+import { runProcess, type ProcessRunner } from '../builds/runner.js';
+import { HeartbeatWriter, readHeartbeats } from '../store/heartbeat.js';
+import type { Store } from '../store/store.js';
+import { agentClaim, agentComplete, agentHandBack, agentReclaim, setState, type Completion } from './transitions.js';
+import { every, type Stoppable } from './schedule.js';
+
+export interface AgentSettings {
+  builder: string;
+  pollMs: number;
+  heartbeatMs: number;
+  leaseMs: number;
+  graceMs: number;
+  concurrency: number;
+  labels: Record<string, string>;
+  maxReclaims: number;
+  /** Source caches, workspaces, full logs, pending results. */
+  workDir: string;
+  config: FileConfig;
+  version: string;
+}
+
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+export interface AgentDeps {
+  store: Store;
+  log: Logger;
+  clock?: () => Date;
+  runner?: ProcessRunner;
+  execute?: (job: Job, signal: AbortSignal, deps: ExecDeps) => Promise<ExecResult>;
+}
+
+type StopReason = 'cancel' | 'fenced' | 'drain';
+
+interface Running {
+  job: Job;
+  abort: AbortController;
+  reason: StopReason | null;
+  done: Promise<void>;
+}
+
+/** At most this much of a log's tail is committed; the full log stays on the builder. */
+export const LOG_TAIL_BYTES = 256 * 1024;
+
+export class Agent {
+  private s: AgentSettings;
+  private readonly store: Store;
+  private readonly log: Logger;
+  private readonly clock: () => Date;
+  private readonly runner: ProcessRunner;
+  private readonly execute: NonNullable<AgentDeps['execute']>;
+  private readonly hb: HeartbeatWriter;
+  private readonly running = new Map<string, Running>();
+  private pending: Completion[] = [];
+  private readonly degraded = new Map<string, string>();
+  private timers: Stoppable[] = [];
+  private draining = false;
+  private lastTip: string | null | undefined = undefined;
+  private nextRecoveryAt = 0;
+  private lastRecoveryCheck = 0;
+  private defaultSource: string | null = null;
+  private remoteDownSince = 0;
+  private readonly startedAt = Date.now();
+  private stopped: Promise<void> | null = null;
+
+  constructor(settings: AgentSettings, deps: AgentDeps) {
+    this.s = settings;
+    this.store = deps.store;
+    this.log = deps.log;
+    this.clock = deps.clock ?? (() => new Date());
+    this.runner = deps.runner ?? runProcess;
+    this.execute = deps.execute ?? executeJob;
+    this.hb = new HeartbeatWriter(this.store, settings.builder);
+  }
+
+  get settings(): AgentSettings {
+    return this.s;
+  }
+
+  private degrade(key: string, reason: string | null): void {
+    if (reason === null) {
+      if (this.degraded.delete(key)) this.log.info({ key }, 'recovered');
+      return;
+    }
+    if (this.degraded.get(key) !== reason) this.log.warn({ key, reason }, 'degraded');
+    this.degraded.set(key, reason);
+  }
+
+  private get pendingDir(): string {
+    return join(this.s.workDir, 'pending');
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.pendingDir, { recursive: true });
+    for (const f of (await readdir(this.pendingDir)).filter((n) => n.endsWith('.json'))) {
+      try {
+        this.pending.push(JSON.parse(await readFile(join(this.pendingDir, f), 'utf8')) as Completion);
+      } catch (e) {
+        this.log.error({ file: f, err: (e as Error).message }, 'unreadable pending result kept aside');
+      }
+    }
+    if (this.pending.length) this.log.info({ count: this.pending.length }, 'results from before a restart are waiting to be pushed');
+    this.log.info(
+      { remote: this.store.remote, pollMs: this.s.pollMs, heartbeatMs: this.s.heartbeatMs, leaseMs: this.s.leaseMs, concurrency: this.s.concurrency, types: supportedTypes(this.s.config) },
+      'agent starting',
+    );
+    await this.heartbeat().catch(() => {});
+    await this.tick();
+    this.schedule();
+  }
+
+  private schedule(): void {
+    for (const t of this.timers) t.stop();
+    const onError = (e: unknown) => this.log.error({ err: (e as Error).message }, 'scheduled work failed');
+    this.timers = [every(this.s.pollMs, () => this.tick(), onError), every(this.s.heartbeatMs, () => this.heartbeat(), onError)];
+  }
+
+  /** SIGHUP: new settings from the config file; running jobs go on. */
+  reload(settings: AgentSettings): void {
+    this.s = { ...settings, workDir: this.s.workDir, builder: this.s.builder };
+    this.log.info({ pollMs: this.s.pollMs, heartbeatMs: this.s.heartbeatMs, concurrency: this.s.concurrency, labels: this.s.labels }, 'config reloaded');
+    if (!this.draining) this.schedule();
+  }
+
+  private systemInfo(): HeartbeatFile['system'] {
+    const total = totalmem();
+    const load = loadavg();
+    return {
+      cpu_usage: Math.round((load[0]! / Math.max(1, cpus().length)) * 1000) / 10,
+      memory_used_gb: Math.round(((total - freemem()) / 2 ** 30) * 100) / 100,
+      disk_free_gb: null,
+      load: load.map((l) => Math.round(l * 100) / 100),
+    };
+  }
+
+  private async heartbeat(final = false): Promise<void> {
+    const now = this.clock();
+    const system = this.systemInfo()!;
+    try {
+      const fs = await statfs(this.s.workDir);
+      system.disk_free_gb = Math.round(((fs.bavail * fs.bsize) / 2 ** 30) * 10) / 10;
+    } catch {
+      /* unknown */
+    }
+    const reasons = [...this.degraded.values()];
+    const doc: HeartbeatFile = {
+      $schema: '../schemas/heartbeat.schema.json',
+      server: this.s.builder,
+      timestamp: now.toISOString(),
+      uptime_seconds: Math.round((Date.now() - this.startedAt) / 1000),
+      healthy: !final && reasons.length === 0,
+      degraded_reasons: final ? ['offline: clean shutdown'] : reasons,
+      system,
+      agent_version: this.s.version,
+      current_jobs: final ? [] : [...this.running.keys()],
+      leases: final
+        ? []
+        : [...this.running.values()].map((r) => ({ id: r.job.id, attempt: r.job.attempt, expires_at: new Date(now.getTime() + this.s.leaseMs).toISOString() })),
+    };
+    try {
+      await this.hb.write(doc);
+      this.degrade('heartbeat', null);
+    } catch (e) {
+      this.degrade('heartbeat', `heartbeat not pushed: ${(e as Error).message}`);
+    }
+  }
+
+  private ticking = false;
+
+  /** One poll. Public so tests and `--once` can drive it. */
+  async tick(): Promise<void> {
+    if (this.ticking) return;
+    this.ticking = true;
+    try {
+      await this.pollOnce();
+    } catch (e) {
+      this.log.error({ err: (e as Error).message }, 'poll failed');
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private async pollOnce(): Promise<void> {
+    let tip: string | null;
+    try {
+      tip = await this.store.remoteTip();
+      if (this.remoteDownSince) this.log.info({ downMs: Date.now() - this.remoteDownSince }, 'remote reachable again');
+      this.remoteDownSince = 0;
+      this.degrade('remote', null);
+    } catch (e) {
+      if (!this.remoteDownSince) this.remoteDownSince = Date.now();
+      this.degrade('remote', (e as Error).message);
+      return; // builds in progress go on; the next poll tries again
+    }
+    const now = Date.now();
+    const recoveryDue = now >= this.nextRecoveryAt && now - this.lastRecoveryCheck >= Math.max(this.s.pollMs, this.s.leaseMs / 4);
+    // Nothing moved on main, nothing to push, nobody to check on, no free slot that
+    // has not looked at this main yet: nothing to do, and not even a fetch was spent.
+    if (tip === this.lastTip && !this.pending.length && !recoveryDue && !this.wantClaim) return;
+
+    await this.flushPending();
+
+    let file: JobsFile;
+    try {
+      const view = await this.store.read([PATHS.jobs, PATHS.buildConfig]);
+      file = view.get<JobsFile>(PATHS.jobs) ?? { version: 1, jobs: [] };
+      this.defaultSource = view.get<BuildConfigFile>(PATHS.buildConfig)?.default_source ?? null;
+      this.degrade('data', null);
+    } catch (e) {
+      if (e instanceof InvalidFileError) {
+        // A broken hand edit: claim nothing, overwrite nothing, say why, wait for a fix.
+        this.degrade('data', e.message);
+        this.lastTip = tip;
+        return;
+      }
+      throw e;
+    }
+    this.checkRunning(file);
+    if (tip !== this.lastTip) this.wantClaim = true;
+    this.lastTip = tip;
+
+    const foreign = file.jobs.filter((j) => j.status === 'running' && j.assigned_to !== this.s.builder && j.lease_expires_at);
+    this.nextRecoveryAt = foreign.length ? Math.min(...foreign.map((j) => Date.parse(j.lease_expires_at!))) : Infinity;
+    if (recoveryDue && foreign.some((j) => Date.parse(j.lease_expires_at!) <= now)) {
+      this.lastRecoveryCheck = now;
+      await this.recover();
+    }
+    await this.claimUpToConcurrency();
+  }
+
+  /** A slot is free and has not yet looked at the current main for work. */
+  private wantClaim = true;
+
+  private async claimUpToConcurrency(): Promise<void> {
+    while (!this.draining && this.running.size < this.s.concurrency) {
+      const r = await agentClaim(this.store, {
+        builder: { name: this.s.builder, labels: this.s.labels, types: supportedTypes(this.s.config) },
+        leaseMs: this.s.leaseMs,
+        now: this.clock,
+        agentVersion: this.s.version,
+      });
+      this.lastTip = this.store.lastKnownTip;
+      if (!r.result || 'paused' in r.result) {
+        this.wantClaim = false;
+        if (r.result && 'paused' in r.result) this.log.debug({}, 'paused: claiming nothing');
+        return;
+      }
+      this.log.info({ op: 'claim', job: r.result.id, attempt: r.result.attempt, type: r.result.type, pushAttempts: r.pushAttempts }, 'claimed');
+      this.startJob(r.result);
+      // The lease is renewed by the heartbeat: send one now rather than at the next tick.
+      void this.heartbeat();
+    }
+  }
+
+  private async recover(): Promise<void> {
+    const seen = await readHeartbeats(this.store);
+    const heartbeats = new Map<string, HeartbeatFile>();
+    for (const h of seen) if (h.doc) heartbeats.set(h.builder, h.doc);
+    const r = await agentReclaim(this.store, {
+      self: this.s.builder,
+      heartbeats,
+      leaseMs: this.s.leaseMs,
+      maxReclaims: this.s.maxReclaims,
+      now: this.clock,
+      ids: (n) => Array.from({ length: n }, () => newId('msg', this.clock(), randomBytes(5))),
+    });
+    for (const rc of r.result) this.log.warn({ op: 'reclaim', job: rc.job.id, from: rc.from, failed: rc.failed, reclaims: rc.job.reclaims }, rc.failed ? 'job failed: reclaimed too often' : 'reclaimed job from stale builder');
+    if (r.result.length) this.wantClaim = true;
+  }
+
+  /** Stop what the repository says should stop: a cancel, or a job that moved on (fencing). */
+  private checkRunning(file: JobsFile): void {
+    for (const [id, r] of this.running) {
+      const job = file.jobs.find((j) => j.id === id);
+      if (!job || job.status !== 'running' || job.assigned_to !== this.s.builder || job.attempt !== r.job.attempt) {
+        if (!r.reason) {
+          this.log.warn({ job: id, attempt: r.job.attempt, now: job ? `${job.status} attempt ${job.attempt} on ${job.assigned_to}` : 'gone' }, 'job moved on without us: stopping it and writing nothing (fenced)');
+          r.reason = 'fenced';
+          r.abort.abort();
+        }
+      } else if (job.cancel_requested && !r.reason) {
+        this.log.info({ job: id }, 'cancel requested: stopping the build');
+        r.reason = 'cancel';
+        r.abort.abort();
+      }
+    }
+  }
+
+  private startJob(job: Job): void {
+    const abort = new AbortController();
+    const entry: Running = { job, abort, reason: null, done: Promise.resolve() };
+    this.running.set(job.id, entry);
+    entry.done = this.execute(job, abort.signal, {
+      runner: this.runner,
+      workDir: this.s.workDir,
+      config: this.s.config,
+      defaultSource: this.defaultSource,
+      graceMs: Math.min(this.s.graceMs, 10_000),
+    })
+      .then((res) => this.finish(entry, res))
+      .catch((e) => this.finish(entry, { status: 'failed', summary: `internal error: ${(e as Error).message}`, exitCode: null, durationMs: 0, commit: null, logFile: '' }))
+      .catch((e) => this.log.error({ job: job.id, err: (e as Error).message }, 'could not record the end of a job'));
+  }
+
+  private async finish(entry: Running, res: ExecResult): Promise<void> {
+    const { job } = entry;
+    this.running.delete(job.id);
+    this.wantClaim = true;
+    if (entry.reason === 'fenced') {
+      this.log.warn({ job: job.id, attempt: job.attempt }, 'fenced attempt ended; nothing written');
+      return;
+    }
+    if (entry.reason === 'drain') {
+      try {
+        await agentHandBack(this.store, job.id, this.s.builder, job.attempt);
+        this.log.info({ op: 'hand-back', job: job.id, attempt: job.attempt }, 'handed back to the queue (drain)');
+      } catch (e) {
+        this.log.warn({ job: job.id, err: (e as Error).message }, 'could not hand back; its lease will run out and another builder will take it');
+      }
+      return;
+    }
+    const status = entry.reason === 'cancel' ? 'cancelled' : res.status;
+    let tail = '';
+    if (res.logFile) {
+      try {
+        const buf = await readFile(res.logFile);
+        tail = buf.subarray(Math.max(0, buf.length - LOG_TAIL_BYTES)).toString('utf8');
+        if (buf.length > LOG_TAIL_BYTES) tail = `[buildcoord] log truncated: last ${LOG_TAIL_BYTES} of ${buf.length} bytes; the full log is on ${this.s.builder} at ${res.logFile}\n` + tail.slice(tail.indexOf('\n') + 1);
+      } catch {
+        /* no log */
+      }
+    }
+    const logPath = `${this.s.builder}/logs/${job.id}.log`;
+    const completion: Completion = {
+      id: job.id,
+      attempt: job.attempt,
+      builder: this.s.builder,
+      status,
+      result: {
+        summary: entry.reason === 'cancel' ? `cancelled while running: ${res.summary}` : res.summary,
+        exit_code: res.exitCode,
+        duration_seconds: Math.round(res.durationMs / 100) / 10,
+        log: tail ? logPath : null,
+        commit: res.commit,
+      },
+      durationSeconds: Math.round(res.durationMs / 100) / 10,
+      artifacts: [],
+      raw: tail ? { [logPath]: tail } : undefined,
+    };
+    this.log.info({ job: job.id, attempt: job.attempt, status, summary: completion.result.summary }, 'job finished');
+    await this.persist(completion);
+    this.pending.push(completion);
+    await this.flushPending();
+  }
+
+  private pendingFile(c: Completion): string {
+    return join(this.pendingDir, `${c.id}-${c.attempt}.json`);
+  }
+
+  private async persist(c: Completion): Promise<void> {
+    await writeFile(this.pendingFile(c), JSON.stringify(c));
+  }
+
+  private flushing = false;
+
+  private async flushPending(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.pending.length) {
+        const c = this.pending[0]!;
+        try {
+          const r = await agentComplete(this.store, c, this.clock, this.running.size);
+          this.log.info({ op: 'complete', job: c.id, attempt: c.attempt, result: c.status, pushAttempts: r.pushAttempts }, 'result pushed');
+        } catch (e) {
+          if (!(e instanceof PreconditionError)) {
+            // Remote away or data broken: keep the result and try again at the next poll.
+            this.degrade('pending', `${this.pending.length} result(s) not pushed yet: ${(e as Error).message}`);
+            return;
+          }
+          this.log.warn({ job: c.id, attempt: c.attempt, err: e.message }, 'result refused (fenced): another attempt owns the job; nothing written');
+        }
+        this.pending.shift();
+        await rm(this.pendingFile(c), { force: true });
+        this.lastTip = this.store.lastKnownTip;
+      }
+      this.degrade('pending', null);
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** SIGTERM/SIGINT: claim nothing more, let running jobs finish within the grace period, then stop and hand them back. */
+  drain(): Promise<void> {
+    return (this.stopped ??= this.drainOnce());
+  }
+
+  private async drainOnce(): Promise<void> {
+    this.draining = true;
+    this.log.info({ running: [...this.running.keys()], graceMs: this.s.graceMs }, 'draining');
+    const all = () => Promise.all([...this.running.values()].map((r) => r.done));
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), this.s.graceMs)));
+    // Keep polling for cancels and fencing while waiting.
+    if ((await Promise.race([all().then(() => 'done' as const), graceOver])) === 'timeout') {
+      for (const r of this.running.values()) {
+        if (!r.reason) {
+          r.reason = 'drain';
+          r.abort.abort();
+        }
+      }
+      await all();
+    }
+    clearTimeout(timer);
+    for (const t of this.timers) t.stop();
+    this.timers = [];
+    await this.flushPending().catch(() => {});
+    try {
+      await setState(this.store, this.s.builder, 'offline', this.clock, this.s.version);
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'could not push the offline status');
+    }
+    await this.heartbeat(true).catch(() => {});
+    this.store.close();
+    this.log.info({ pending: this.pending.length }, 'stopped');
+  }
+}
+
+export function isCoordError(e: unknown): e is CoordError {
+  return e instanceof CoordError;
+}

@@ -1,0 +1,175 @@
+// The daemon's transactions. Each job costs main exactly three commits:
+// enqueue (a person), claim (with status "building") and completion (with
+// status, log tail and result). Lease renewals ride on the heartbeat branch.
+
+import { PreconditionError } from '../errors.js';
+import * as jobs from '../model/jobs.js';
+import { PATHS, type BuildConfigFile, type BuilderState, type HeartbeatFile, type Job, type JobsFile, type Message, type MessagesFile, type StatusFile } from '../model/types.js';
+import { statusFor } from '../store/layout.js';
+import type { Store, TxOutcome, TxView } from '../store/store.js';
+
+export function isPaused(config: BuildConfigFile | undefined, builder: string): { paused: boolean; by?: string | null } {
+  const c = config?.control;
+  if (!c) return { paused: false };
+  const own = c.builders?.[builder];
+  if (own?.paused) return { paused: true, by: own.paused_by };
+  if (c.paused) return { paused: true, by: c.paused_by };
+  return { paused: false };
+}
+
+function statusOf(view: TxView, builder: string, now: Date): StatusFile {
+  return view.get<StatusFile>(PATHS.status(builder)) ?? statusFor(builder, now);
+}
+
+function withState(prev: StatusFile, state: BuilderState, now: Date, patch: Partial<StatusFile> = {}): StatusFile {
+  return { ...prev, ...patch, status: state, timestamp: now.toISOString() };
+}
+
+export interface ClaimArgs {
+  builder: jobs.BuilderFacts;
+  leaseMs: number;
+  now: () => Date;
+  agentVersion: string;
+}
+
+/** Claim the best eligible job and mark the builder building, in one commit. Null if none or paused. */
+export function agentClaim(store: Store, a: ClaimArgs): Promise<TxOutcome<Job | { paused: true } | null>> {
+  const name = a.builder.name;
+  return store.transact<Job | { paused: true } | null>({
+    op: 'claim',
+    reads: [PATHS.jobs, PATHS.buildConfig, PATHS.status(name)],
+    mutate: (view) => {
+      const now = a.now();
+      const status = statusOf(view, name, now);
+      if (isPaused(view.get<BuildConfigFile>(PATHS.buildConfig), name).paused) {
+        if (status.status === 'paused') return { result: { paused: true as const } };
+        return { result: { paused: true as const }, writes: { [PATHS.status(name)]: withState(status, 'paused', now, { current_job: null }) }, message: `${name} paused` };
+      }
+      let r: { file: JobsFile; job: Job };
+      try {
+        r = jobs.claim(view.get<JobsFile>(PATHS.jobs) ?? jobs.emptyJobs(), a.builder, now, a.leaseMs);
+      } catch (e) {
+        if (e instanceof PreconditionError && e.message === 'no eligible job') {
+          // Coming back from a pause (or a fresh start) with nothing to do is a transition too.
+          if (status.status === 'paused' || status.status === 'offline') {
+            return { result: null, writes: { [PATHS.status(name)]: withState(status, 'idle', now, { current_job: null, agent_version: a.agentVersion }) }, message: `${name} idle` };
+          }
+          return { result: null };
+        }
+        throw e;
+      }
+      const job = r.job;
+      const next = withState(status, 'building', now, {
+        current_job: { id: job.id, branch: job.branch, commit: job.commit, started_at: now.toISOString(), attempt: job.attempt },
+        agent_version: a.agentVersion,
+        ...(a.builder.labels && Object.keys(a.builder.labels).length ? { labels: a.builder.labels } : {}),
+      });
+      return {
+        result: job,
+        writes: { [PATHS.jobs]: r.file, [PATHS.status(name)]: next },
+        message: `claim ${job.id} on ${name} (attempt ${job.attempt})`,
+        trailers: { 'Coord-Job': job.id, 'Coord-Attempt': String(job.attempt) },
+      };
+    },
+  });
+}
+
+export interface Completion {
+  id: string;
+  attempt: number;
+  builder: string;
+  status: jobs.Outcome;
+  result: NonNullable<Job['result']>;
+  durationSeconds: number;
+  artifacts: string[];
+  /** Files that ride in the same commit: the log tail, the manifest. */
+  raw?: Record<string, string | Buffer>;
+  extra?: Record<string, unknown>;
+}
+
+/** Record the end of an attempt, the builder's new status and the log, in one commit. Fenced by attempt. */
+export function agentComplete(store: Store, c: Completion, now: () => Date, stillRunning: number): Promise<TxOutcome<Job>> {
+  return store.transact({
+    op: 'complete',
+    reads: [PATHS.jobs, PATHS.status(c.builder)],
+    mutate: (view) => {
+      const t = now();
+      const r = jobs.complete(view.get<JobsFile>(PATHS.jobs) ?? jobs.emptyJobs(), c.id, c.builder, c.attempt, c.status, t, c.result);
+      const status = statusOf(view, c.builder, t);
+      const state: BuilderState = stillRunning > 0 ? 'building' : c.status === 'completed' ? 'success' : 'failed';
+      const next = withState(status, state, t, {
+        current_job: stillRunning > 0 && status.current_job?.id !== c.id ? status.current_job : null,
+        last_build: { id: c.id, status: c.status, completed_at: t.toISOString(), duration_seconds: c.durationSeconds, artifacts: c.artifacts },
+      });
+      return {
+        result: r.job,
+        writes: { [PATHS.jobs]: r.file, [PATHS.status(c.builder)]: next, ...c.extra },
+        raw: c.raw,
+        message: `${c.status} ${c.id} on ${c.builder} (attempt ${c.attempt}): ${String(c.result.summary ?? '').slice(0, 100)}`,
+        trailers: { 'Coord-Job': c.id, 'Coord-Attempt': String(c.attempt), 'Coord-Result': c.status },
+      };
+    },
+  });
+}
+
+/** Drain: give a running job back to the queue. */
+export function agentHandBack(store: Store, id: string, builder: string, attempt: number): Promise<TxOutcome<Job>> {
+  return store.transact({
+    op: 'hand-back',
+    reads: [PATHS.jobs],
+    mutate: (view) => {
+      const r = jobs.handBack(view.get<JobsFile>(PATHS.jobs) ?? jobs.emptyJobs(), id, builder, attempt);
+      return { result: r.job, writes: { [PATHS.jobs]: r.file }, message: `hand back ${id} from ${builder} (attempt ${attempt}, draining)`, trailers: { 'Coord-Job': id } };
+    },
+  });
+}
+
+export function setState(store: Store, builder: string, state: BuilderState, now: () => Date, agentVersion: string): Promise<TxOutcome<boolean>> {
+  return store.transact({
+    op: 'status',
+    reads: [PATHS.status(builder)],
+    mutate: (view) => {
+      const t = now();
+      const status = statusOf(view, builder, t);
+      if (status.status === state) return { result: false };
+      const next = withState(status, state, t, { agent_version: agentVersion, ...(state === 'offline' || state === 'idle' ? { current_job: null } : {}) });
+      return { result: true, writes: { [PATHS.status(builder)]: next }, message: `${builder} ${state}` };
+    },
+  });
+}
+
+/** Take expired jobs of stale builders back to the queue and say so in a message, in one commit. */
+export function agentReclaim(
+  store: Store,
+  a: { self: string; heartbeats: Map<string, HeartbeatFile>; leaseMs: number; maxReclaims: number; now: () => Date; ids: (n: number) => string[] },
+): Promise<TxOutcome<jobs.Reclaim[]>> {
+  return store.transact({
+    op: 'reclaim',
+    reads: [PATHS.jobs, PATHS.messages],
+    mutate: (view) => {
+      const t = a.now();
+      const r = jobs.reclaimExpired(view.get<JobsFile>(PATHS.jobs) ?? jobs.emptyJobs(), a.heartbeats, t, a.leaseMs, a.maxReclaims, a.self);
+      if (!r.reclaimed.length) return { result: [] };
+      const messages = view.get<MessagesFile>(PATHS.messages) ?? { $schema: '../schemas/messages.schema.json', version: 1 as const, messages: [] };
+      const ids = a.ids(r.reclaimed.length);
+      const added: Message[] = r.reclaimed.map((rc, i) => ({
+        id: ids[i]!,
+        from: a.self,
+        to: 'all',
+        type: rc.failed ? 'error' : 'warning',
+        subject: rc.failed ? `${rc.job.id} failed: reclaimed too often` : `reclaimed ${rc.job.id} from ${rc.from}`,
+        body: rc.failed
+          ? `${rc.job.result?.summary ?? ''}`
+          : `${rc.from} stopped heartbeating and its lease on ${rc.job.id} (attempt ${rc.job.attempt}) ran out; the job is queued again (reclaim ${rc.job.reclaims}).`,
+        timestamp: t.toISOString(),
+        read: false,
+      }));
+      return {
+        result: r.reclaimed,
+        writes: { [PATHS.jobs]: r.file, [PATHS.messages]: { ...messages, messages: [...messages.messages, ...added] } },
+        message: `reclaim ${r.reclaimed.map((x) => x.job.id).join(', ')} from stale builders`,
+        trailers: { 'Coord-Job': r.reclaimed.map((x) => x.job.id).join(' ') },
+      };
+    },
+  });
+}
