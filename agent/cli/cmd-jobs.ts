@@ -7,6 +7,7 @@ import { parseBranch, parseCommit, parseCount, parseDuration, parseJobId, parseL
 import { JOB_STATUSES, type Job } from '../model/types.js';
 import { addJobs, claimNext, completeJob, readJobs, type JobDraft } from '../store/ops.js';
 import type { Context } from './context.js';
+import { registerJobActions } from './cmd-fleet.js';
 import { ago, clean, table } from './format.js';
 
 type Run = (ctx: Context, argv: Record<string, unknown>) => Promise<void>;
@@ -66,7 +67,7 @@ function describeJob(job: Job, now: Date): string {
 
 export function registerJobCommands(y: Argv, handler: Handler): Argv {
   return y.command('job', 'Queue, inspect, claim and complete jobs', (job) =>
-    job
+    registerJobActions(job, handler)
       .command(
         'add',
         'Queue a job; prints its id',
@@ -186,7 +187,7 @@ export function registerJobCommands(y: Argv, handler: Handler): Argv {
           else ctx.io.out(`${job.id} ${job.status} (attempt ${job.attempt} on ${builder})\n`);
         }),
       )
-      .demandCommand(1, 'name a job command: add, list, show, claim, complete'),
+      .demandCommand(1, 'name a job command: add, list, show, claim, complete, cancel, retry, log'),
   );
 }
 

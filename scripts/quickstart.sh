@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The whole system on one machine: the embedded coordination repository, two
+# agents (build1 and build2), real make builds of examples/hello-c, the queue
+# and the status as they happen, a message between the builders; then
+# everything it started is stopped and removed (unless --keep).
+#
+#   scripts/quickstart.sh [--keep] [--jobs N]
+#
+# State lives under $BUILDCOORD_HOME (default: a fresh temporary directory, so
+# a quickstart never touches a real builder's state).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+
+keep=0
+jobs=4
+while (($#)); do
+  case $1 in
+    --keep) keep=1 ;;
+    --jobs) jobs=${2:?--jobs needs a number}; shift ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "quickstart: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+bash scripts/install-deps.sh
+
+made_home=0
+if [[ -z ${BUILDCOORD_HOME:-} ]]; then
+  BUILDCOORD_HOME=$(mktemp -d "${TMPDIR:-/tmp}/buildcoord-quickstart.XXXXXX")
+  made_home=1
+fi
+export BUILDCOORD_HOME
+unset BUILDCOORD_REPO BUILDCOORD_CONFIG || true
+# Its own config file, so a real /etc/buildcoord/agent.json on this machine is left out of it.
+echo '{"builder": "quickstart"}' > "$BUILDCOORD_HOME/quickstart.json"
+bc() { BUILDCOORD_CONFIG="$BUILDCOORD_HOME/quickstart.json" node "$root/dist/agent/cli/main.js" "$@"; }
+
+pids=()
+cleanup() {
+  local rc=$?
+  if ((keep)) && ((rc == 0)); then
+    echo
+    echo "Left running (--keep): agents ${pids[*]}; state in $BUILDCOORD_HOME"
+    echo "Stop them with: kill -TERM ${pids[*]}"
+    return
+  fi
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  ((made_home)) && rm -rf "$BUILDCOORD_HOME"
+  return 0
+}
+trap cleanup EXIT
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "The sample project, as a git repository the builders can fetch"
+src=$BUILDCOORD_HOME/sample-src
+rm -rf "$src" && mkdir -p "$src" && cp -r examples/hello-c/. "$src/"
+git -C "$src" init -q -b main
+git -C "$src" add -A
+git -C "$src" -c user.name=quickstart -c user.email=quickstart@buildcoord.invalid commit -q -m "hello-c"
+echo "$src at $(git -C "$src" rev-parse --short HEAD)"
+
+step "The embedded coordination repository (created on first use)"
+bc job list >/dev/null
+echo "$BUILDCOORD_HOME/coordination.git"
+
+step "Two agents on this machine: build1 and build2"
+for b in build1 build2; do
+  BUILDCOORD_CONFIG="$BUILDCOORD_HOME/quickstart.json" node "$root/dist/agent/cli/main.js" agent --builder "$b" \
+    --poll 500ms --heartbeat 2s --lease 20s --grace 10s >"$BUILDCOORD_HOME/$b.log" 2>&1 &
+  pids+=($!)
+  echo "$b: pid $!, log $BUILDCOORD_HOME/$b.log"
+done
+
+step "Queue $jobs make jobs of the sample project"
+commit=$(git -C "$src" rev-parse HEAD)
+for i in $(seq 1 "$jobs"); do
+  bc job add --type make --source "$src" --branch main --commit "$commit" --priority $(( (i % 3) + 1 )) --description "quickstart build $i"
+done
+bc job list
+
+step "Builds running: claims as they happen"
+deadline=$((SECONDS + 180))
+while :; do
+  left=$(bc job list --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(j.filter(x=>x.status==="queued"||x.status==="running").length)})')
+  ((left == 0)) && break
+  if ((SECONDS > deadline)); then echo "quickstart: builds did not finish in 180 s; agent logs in $BUILDCOORD_HOME" >&2; keep=1; exit 1; fi
+  sleep 1
+done
+grep -h '"msg":"claimed"' "$BUILDCOORD_HOME"/build1.log "$BUILDCOORD_HOME"/build2.log | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{for(const l of s.trim().split("\n")){const j=JSON.parse(l);console.log(`${j.builder} claimed ${j.job} (attempt ${j.attempt})`)}})'
+
+step "The queue afterwards"
+bc job list --all
+
+step "One job's pushed log"
+first=$(bc job list --all --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{console.log(JSON.parse(s)[0].id)})')
+bc job show "$first"
+git --git-dir "$BUILDCOORD_HOME/coordination.git" show "main:$(bc job show "$first" --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{console.log(JSON.parse(s).result.log)})')" | tail -n 5
+
+if bc msg --help >/dev/null 2>&1; then
+  step "A message from build1 to build2"
+  bc msg send --builder build1 --to build2 --type info --subject "quickstart done" --body "all $jobs builds finished"
+  bc msg list --builder build2
+fi
+
+if bc status --help >/dev/null 2>&1; then
+  step "The fleet"
+  bc status
+fi
+
+step "History of main (no heartbeat commits: they live on heartbeat/<builder>)"
+git --git-dir "$BUILDCOORD_HOME/coordination.git" log --oneline main | head -n 20
+git --git-dir "$BUILDCOORD_HOME/coordination.git" for-each-ref --format='%(refname:short)' refs/heads/heartbeat
+
+echo
+echo "quickstart: $jobs builds completed by two agents through one git repository."
