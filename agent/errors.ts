@@ -10,6 +10,9 @@ export const EXIT = {
   permission: 4,
 } as const;
 
+export const EXIT_CODES_HELP =
+  'Exit codes: 0 ok, 1 operation failed (e.g. lock held, job already finished, invalid file in the repository), 2 usage or invalid input, 3 remote unreachable, 4 permission denied.';
+
 export class CoordError extends Error {
   readonly exitCode: number;
   constructor(message: string, exitCode: number) {

@@ -93,11 +93,22 @@ export const runProcess: ProcessRunner = async (spec) => {
   };
   if (spec.signal?.aborted) onAbort();
   spec.signal?.addEventListener('abort', onAbort, { once: true });
+  // The leader exited: anything it left in its group goes too, at once. A
+  // background process still holding the output pipe would otherwise keep
+  // `await proc` (which waits for the output to end) pending until it exits
+  // by itself: a build that "finished" but never reports, forever without a timeout.
+  let leftoverTimer: NodeJS.Timeout | null = null;
+  proc.once('exit', () => {
+    if (proc.pid === undefined) return;
+    const pid = proc.pid;
+    killGroup(pid, timedOut || aborted ? 'SIGKILL' : 'SIGTERM');
+    leftoverTimer = setTimeout(() => killGroup(pid, 'SIGKILL'), grace);
+  });
   const r = await proc;
-  // The leader exited; anything it left in its group goes too.
   if (proc.pid !== undefined) killGroup(proc.pid, timedOut || aborted ? 'SIGKILL' : 'SIGTERM');
   if (timer) clearTimeout(timer);
   if (killTimer) clearTimeout(killTimer);
+  if (leftoverTimer) clearTimeout(leftoverTimer);
   spec.signal?.removeEventListener('abort', onAbort);
   await new Promise<void>((resolve) => (log.writableFinished ? resolve() : log.once('finish', () => resolve())));
   const exitCode = typeof r.exitCode === 'number' ? r.exitCode : null;

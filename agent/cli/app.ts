@@ -2,13 +2,17 @@
 // (parseAsync) with their own output, environment and clock.
 
 import yargs, { type Argv } from 'yargs';
-import { CoordError, EXIT, UsageError } from '../errors.js';
+import { CoordError, EXIT, EXIT_CODES_HELP, UsageError } from '../errors.js';
 import { agentVersion } from '../paths.js';
 import { registerJobCommands, type Handler } from './cmd-jobs.js';
+import { registerLockCommands } from './cmd-lock.js';
+import { registerMsgCommands } from './cmd-msg.js';
 import { registerRepoCommands } from './cmd-repo.js';
+import { registerAgentCommands } from './cmd-agent.js';
+import { registerFleetCommands } from './cmd-fleet.js';
 import { Context, type GlobalArgs, type Io } from './context.js';
 
-export const EXIT_CODES_HELP = `Exit codes: 0 ok, 1 operation failed (e.g. lock held, job already finished, invalid file in the repository), 2 usage or invalid input, 3 remote unreachable, 4 permission denied.`;
+export { EXIT_CODES_HELP };
 
 export function buildCli(args: string[], io: Io): Argv {
   const handler: Handler = (run) => async (argv) => {
@@ -29,6 +33,9 @@ export function buildCli(args: string[], io: Io): Argv {
     .option('json', { type: 'boolean', global: true, describe: 'Machine-readable output' })
     .option('debug', { type: 'boolean', global: true, describe: 'Stack traces on errors' })
     .epilogue(EXIT_CODES_HELP)
+    .example('$0 job add --type make --source https://git.example.org/app.git --priority 1', 'queue a build')
+    .example('$0 status', 'the fleet at a glance')
+    .example('$0 agent --builder build1', 'run the builder daemon')
     .version(agentVersion())
     .strict()
     .recommendCommands()
@@ -37,10 +44,25 @@ export function buildCli(args: string[], io: Io): Argv {
     .exitProcess(false)
     .fail((msg, err) => {
       if (err) throw err;
-      throw new UsageError(msg ?? 'invalid arguments (see --help)');
+      // yargs spreads some messages over lines ("Invalid values:\n  Argument: status, ..."): one line.
+      throw new UsageError((msg ?? 'invalid arguments (see --help)').replace(/\s*\n\s*/g, ' ').trim());
     });
+  // Every command's help ends with the exit codes: yargs keeps an epilogue per
+  // command, so each builder gets it added on its way in.
+  const command = y.command.bind(y) as (...a: unknown[]) => Argv;
+  (y as unknown as { command: (...a: unknown[]) => Argv }).command = (...a: unknown[]) => {
+    const builder = a[2];
+    if (typeof builder === 'function') {
+      a[2] = (yy: Argv) => ((builder as (x: Argv) => Argv | void)(yy) ?? yy).epilogue(EXIT_CODES_HELP);
+    }
+    return command(...a);
+  };
   y = registerRepoCommands(y, handler);
   y = registerJobCommands(y, handler);
+  y = registerAgentCommands(y, handler);
+  y = registerFleetCommands(y, handler);
+  y = registerMsgCommands(y, handler);
+  y = registerLockCommands(y, handler);
   return y.demandCommand(1, 'name a command (see --help)').help().alias('h', 'help');
 }
 
@@ -49,7 +71,10 @@ export async function runCli(args: string[], io: Io): Promise<number> {
   const debug = args.includes('--debug');
   process.exitCode = undefined;
   try {
-    await buildCli(args, io).parseAsync();
+    // With a callback yargs hands help and version text to us instead of console.log.
+    await buildCli(args, io).parseAsync(args, {}, (_err, _argv, output) => {
+      if (output) io.out(output.endsWith('\n') ? output : `${output}\n`);
+    });
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
   } catch (e) {
     if (e instanceof CoordError) {

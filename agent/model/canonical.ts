@@ -48,14 +48,16 @@ function order(value: Json, schema: unknown, root: Schema): Json {
   const known = Object.keys(props);
   const keys = Object.keys(value);
   const first = keys.includes('$schema') ? ['$schema'] : [];
-  const inSchema = known.filter((k) => k !== '$schema' && k in value);
-  const rest = keys.filter((k) => k !== '$schema' && !(k in props)).sort();
+  // Own properties only: a label named "constructor" is data, not Object.prototype.
+  const has = (o: object, k: string) => Object.hasOwn(o, k);
+  const inSchema = known.filter((k) => k !== '$schema' && has(value, k));
+  const rest = keys.filter((k) => k !== '$schema' && !has(props, k)).sort();
   const out: { [k: string]: Json } = {};
   for (const k of [...first, ...inSchema, ...rest]) {
     const v = value[k];
     if (v === undefined) continue;
-    const childSchema = k in props ? props[k] : (s?.additionalProperties as unknown);
-    out[k] = order(v, childSchema, root);
+    const childSchema = has(props, k) ? props[k] : (s?.additionalProperties as unknown);
+    put(out, k, order(v, childSchema, root));
   }
   return out;
 }
@@ -70,6 +72,11 @@ function sortAll(value: Json): Json {
   if (value === null || typeof value !== 'object') return value;
   const out: { [k: string]: Json } = {};
   const keys = Object.keys(value).sort((a, b) => (a === '$schema' ? -1 : b === '$schema' ? 1 : a < b ? -1 : a > b ? 1 : 0));
-  for (const k of keys) if (value[k] !== undefined) out[k] = sortAll(value[k]!);
+  for (const k of keys) if (value[k] !== undefined) put(out, k, sortAll(value[k]!));
   return out;
+}
+
+/** Assignment that keeps a "__proto__" key as a key instead of setting the prototype. */
+function put(obj: { [k: string]: Json }, key: string, v: Json): void {
+  Object.defineProperty(obj, key, { value: v, enumerable: true, writable: true, configurable: true });
 }

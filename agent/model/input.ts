@@ -51,7 +51,7 @@ export function parseJobId(value: unknown, flag = 'job id'): string {
  */
 export function isValidBranch(name: string): boolean {
   if (name.length === 0 || name.length > 255) return false;
-  if (name === '@' || name.startsWith('-')) return false;
+  if (name === '@' || name === 'HEAD' || name.startsWith('-')) return false;
   // eslint-disable-next-line no-control-regex
   if (/[\x00-\x20\x7f~^:?*[\\]/.test(name)) return false;
   if (name.includes('..') || name.includes('@{') || name.includes('//')) return false;
@@ -92,9 +92,9 @@ const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000,
 export function parseDuration(value: unknown, flag: string): number {
   const m = typeof value === 'string' ? /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(value.trim()) : null;
   if (!m) throw new UsageError(`${flag} ${show(value)}: expected a duration such as 500ms, 2s, 10m, 1h or 7d`);
-  const ms = Number(m[1]) * UNITS[m[2]!]!;
-  if (!Number.isFinite(ms) || ms <= 0 || ms > 366 * UNITS.d!) throw new UsageError(`${flag} ${show(value)}: must be more than 0 and at most a year`);
-  return Math.round(ms);
+  const ms = Math.round(Number(m[1]) * UNITS[m[2]!]!);
+  if (!Number.isFinite(ms) || ms < 1 || ms > 366 * UNITS.d!) throw new UsageError(`${flag} ${show(value)}: must be more than 0 and at most a year`);
+  return ms;
 }
 
 export function parseLabel(value: unknown, flag = '--label'): [string, string] {

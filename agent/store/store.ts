@@ -400,19 +400,41 @@ export class Store {
     return this.lock.with(async () => {
       await this.ensureClone();
       const started = Date.now();
+      // A tip remembered from our own last push saves a fetch, but it may be old news.
+      // A push on it is safe (the remote rejects it if main moved); a refusal or a
+      // "nothing to do" is not final until checked against a fresh fetch.
+      let fromCache = this.knownTip !== null;
       let tip = this.knownTip ?? (await this.fetch());
       // Only init may write to a remote without main: anything else pointed at the
       // wrong (empty) repository would quietly start a new, partial layout there.
       if (!tip && spec.op !== 'init') throw this.classifyRemoteFailure("couldn't find remote ref main", 'read');
+      const refresh = async (): Promise<boolean> => {
+        fromCache = false;
+        const fresh = await this.fetch();
+        if (fresh === tip) return false;
+        tip = fresh;
+        return true;
+      };
       let pushAttempts = 0;
       for (let attempt = 1; attempt <= this.maxAttempts && Date.now() - started < this.maxTxMs; attempt++) {
-        const loaded = await this.load(tip, spec.reads);
-        const plan = spec.mutate(this.view(tip, loaded));
+        let plan: TxPlan<R>;
+        try {
+          plan = spec.mutate(this.view(tip, await this.load(tip, spec.reads)));
+        } catch (e) {
+          if (fromCache && (await refresh())) continue;
+          throw e;
+        }
         const changes = this.serialize(plan);
-        if (changes.size === 0) return { result: plan.result, commit: null, pushAttempts };
+        if (changes.size === 0) {
+          if (fromCache && (await refresh())) continue;
+          return { result: plan.result, commit: null, pushAttempts };
+        }
         const nonce = this.random(8).toString('hex');
         const commit = await this.makeCommit(tip, changes, this.message(spec.op, plan, nonce));
-        if (commit === tip) return { result: plan.result, commit: null, pushAttempts };
+        if (commit === tip) {
+          if (fromCache && (await refresh())) continue;
+          return { result: plan.result, commit: null, pushAttempts };
+        }
         pushAttempts++;
         const outcome = await this.push(commit, tip);
         if (outcome === 'ok') {
@@ -435,6 +457,7 @@ export class Store {
           return { result: plan.result, commit, pushAttempts };
         }
         tip = fresh;
+        fromCache = false;
         this.log.debug({ op: spec.op, attempt, outcome }, 'push not accepted; re-running on fresh state');
         await this.backoff(attempt);
       }

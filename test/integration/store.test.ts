@@ -109,6 +109,18 @@ describe('store over file://', () => {
     store.close();
   });
 
+  it('a refusal on the remembered tip is checked against a fresh fetch before it is final', async () => {
+    const { repo, store } = await freshRemote();
+    const other = new Store({ remote: repo.url, home: await tmpDir('bc-home-'), actor: 'other' });
+    await addJobs(store, [draft('first')]);
+    await claimNext(store, { name: 'build1' }, 60_000); // store now remembers main from its own push
+    const late = (await addJobs(other, [draft('added elsewhere')])).result[0]!;
+    const c = await claimNext(store, { name: 'build1' }, 60_000);
+    assert.equal(c.result.id, late.id, 'not "no eligible job" from the old state');
+    store.close();
+    other.close();
+  });
+
   it('refuses a hand-pushed invalid file and leaves it byte-for-byte untouched', async () => {
     const { repo, home, store } = await freshRemote();
     await addJobs(store, [draft('ok')]);
