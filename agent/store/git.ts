@@ -102,13 +102,25 @@ export class ObjectReader {
     );
     proc.stdin!.on('error', () => {});
     this.proc = proc;
+    this.hold(false);
     return proc;
+  }
+
+  /** An idle reader must not keep the process alive: only a pending read holds the event loop. */
+  private hold(on: boolean): void {
+    const p = this.proc as unknown as { ref?: () => void; unref?: () => void; stdin?: { ref?: () => void; unref?: () => void }; stdout?: { ref?: () => void; unref?: () => void } } | null;
+    if (!p) return;
+    for (const h of [p, p.stdin, p.stdout]) (on ? h?.ref : h?.unref)?.call(h);
   }
 
   private drain(): void {
     for (;;) {
       const nl = this.buf.indexOf(10);
-      if (nl < 0 || this.pending.length === 0) return;
+      if (this.pending.length === 0) {
+        this.hold(false);
+        return;
+      }
+      if (nl < 0) return;
       const header = this.buf.subarray(0, nl).toString('utf8');
       if (header.endsWith(' missing') || header.endsWith(' ambiguous')) {
         this.buf = this.buf.subarray(nl + 1);
@@ -130,6 +142,7 @@ export class ObjectReader {
     const proc = this.proc ?? this.start();
     return new Promise((resolve, reject) => {
       this.pending.push({ resolve, reject });
+      this.hold(true);
       proc.stdin!.write(rev + '\n');
     });
   }

@@ -14,7 +14,7 @@
 // meanwhile the push is rejected and the loop fetches then.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { InvalidFileError, OperationError, PermissionError, PreconditionError, UnreachableError } from '../errors.js';
 import { canonicalJson } from '../model/canonical.js';
@@ -121,6 +121,8 @@ export class Store {
   private readonly netTimeout: number;
   private reader: ObjectReader | null = null;
   private ready = false;
+  /** Counters for benchmarks and logs: every push and fetch this store made. */
+  readonly stats = { pushes: 0, rejectedPushes: 0, fetches: 0 };
   /** origin/main as of our own last successful push: lets the next transaction skip a fetch. */
   private knownTip: string | null = null;
 
@@ -170,6 +172,17 @@ export class Store {
       await mkdir(this.cloneDir, { recursive: true });
       await this.gitOk(['init', '--quiet', '--bare'], 'init');
     }
+    // The settings are written once; later processes see the marker and spawn nothing.
+    const marker = join(this.cloneDir, 'buildcoord-configured');
+    const signature = `${this.remote}\n1\n`;
+    try {
+      if ((await readFile(marker, 'utf8')) === signature) {
+        this.ready = true;
+        return;
+      }
+    } catch {
+      /* configure below */
+    }
     const want: Array<[string, string]> = [
       ['remote.origin.url', this.remote],
       ['remote.origin.fetch', `+${MAIN}:${TRACKING}`],
@@ -182,6 +195,7 @@ export class Store {
       const cur = await this.git(this.cloneDir, ['config', '--get', key]);
       if (cur.stdout.trim() !== value) await this.gitOk(['config', key, value], `config ${key}`);
     }
+    await writeFile(marker, signature);
     this.ready = true;
   }
 
@@ -198,6 +212,7 @@ export class Store {
 
   /** Fetches main into the private clone; returns its sha, or null if the remote has no main. */
   private async fetch(): Promise<string | null> {
+    this.stats.fetches++;
     const r = await this.git(this.cloneDir, ['fetch', '--quiet', '--no-tags', '--no-write-fetch-head', 'origin', `+${MAIN}:${TRACKING}`], {
       timeoutMs: this.netTimeout,
     });
@@ -361,6 +376,7 @@ export class Store {
 
   /** Pushes commit to main. 'ok' | 'rejected' | 'unknown' (no verdict from the remote). */
   private async push(commit: string, expectOld: string | null): Promise<'ok' | 'rejected' | 'unknown'> {
+    this.stats.pushes++;
     const r = await this.git(this.cloneDir, ['push', '--porcelain', '--no-verify', 'origin', `${commit}:${MAIN}`], { timeoutMs: this.netTimeout });
     const status = r.stdout.split('\n').find((l) => l.includes(`:${MAIN}\t`));
     if (r.exitCode === 0 && status && !status.startsWith('!')) {
@@ -441,6 +457,7 @@ export class Store {
           this.log.info({ op: spec.op, ...plan.trailers, commit, pushAttempts, ms: Date.now() - started }, 'transaction pushed');
           return { result: plan.result, commit, pushAttempts };
         }
+        this.stats.rejectedPushes++;
         // Rejected or unknown: learn what main is now. If our own commit is in it, the
         // push went through after all (a dropped connection after the remote accepted).
         let fresh: string | null;
