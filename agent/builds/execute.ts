@@ -28,6 +28,12 @@ export interface ExecResult {
   durationMs: number;
   commit: string | null;
   logFile: string;
+  /** What was built and where: pushed as <builder>/manifests/<job>.json in the completion commit. */
+  manifest?: Record<string, unknown>;
+  /** Artifact paths for status.json's last_build.artifacts. */
+  artifacts?: string[];
+  /** Extra fields for the job's result (e.g. distcc mode and why). */
+  details?: Record<string, unknown>;
 }
 
 /** The command for a job type, or null if this builder does not run that type. */

@@ -127,6 +127,35 @@ export function registerFleetCommands(y: Argv, handler: Handler): Argv {
         )
         .demandCommand(1, 'name a control command: pause, resume'),
     )
+    .command('profile', 'Named sets of jobs kept in shared/build_config.json', (p) =>
+      p
+        .command(
+          'list',
+          'The profiles and their steps',
+          (a) => a.example('$0 profile list', ''),
+          handler(async (ctx) => {
+            const config = (await (await ctx.store()).read([PATHS.buildConfig])).get<BuildConfigFile>(PATHS.buildConfig);
+            const profiles = config?.profiles ?? {};
+            if (ctx.args.json) return ctx.json(Object.entries(profiles).map(([name, p]) => ({ name, description: p.description ?? '', jobs: p.jobs.length })));
+            ctx.io.out(table(['PROFILE', 'JOBS', 'STEPS', 'DESCRIPTION'], Object.entries(profiles).map(([name, p]) => [name, String(p.jobs.length), p.jobs.map((j) => j.key).join(' -> '), clean(p.description, 50)])));
+          }),
+        )
+        .command(
+          'show <name>',
+          'One profile: its steps, types and dependencies',
+          (a) => a.positional('name', { type: 'string' }).example('$0 profile show release', ''),
+          handler(async (ctx, argv) => {
+            const name = parseName(argv.name, 'profile name');
+            const config = (await (await ctx.store()).read([PATHS.buildConfig])).get<BuildConfigFile>(PATHS.buildConfig);
+            const p = config?.profiles?.[name];
+            if (!p) throw new UsageError(`no profile ${name} in shared/build_config.json`);
+            if (ctx.args.json) return ctx.json({ name, ...p });
+            ctx.io.out(`${name}${p.description ? `: ${clean(p.description, 200)}` : ''}\n`);
+            ctx.io.out(table(['STEP', 'TYPE', 'PRI', 'AFTER'], p.jobs.map((j) => [j.key, j.type, String(j.priority ?? config!.defaults.priority), (j.after ?? []).join(', ') || '-'])));
+          }),
+        )
+        .demandCommand(1, 'name a profile command: list, show'),
+    )
     .command(
       'history',
       'Finished jobs, newest first, with builder, duration and result',

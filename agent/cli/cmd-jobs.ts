@@ -5,7 +5,7 @@ import { OperationError, PreconditionError, UsageError } from '../errors.js';
 import { blocker, findJob, runOrder } from '../model/jobs.js';
 import { parseBranch, parseCommit, parseCount, parseDuration, parseJobId, parseLabel, parseName, parsePriority, parseSource, parseText, parseType } from '../model/input.js';
 import { JOB_STATUSES, type Job } from '../model/types.js';
-import { addJobs, claimNext, completeJob, readJobs, type JobDraft } from '../store/ops.js';
+import { addJobs, addProfile, claimNext, completeJob, readJobs, type JobDraft } from '../store/ops.js';
 import type { Context } from './context.js';
 import { registerJobActions } from './cmd-fleet.js';
 import { ago, clean, table } from './format.js';
@@ -84,9 +84,26 @@ export function registerJobCommands(y: Argv, handler: Handler): Argv {
             .option('timeout', { type: 'string', describe: 'Stop the build after this long (e.g. 30m)' })
             .option('retries', { type: 'string', describe: 'Automatic retries after a failure (0-20)' })
             .option('description', { type: 'string', describe: 'Free text shown in listings' })
+            .option('profile', { type: 'string', describe: 'Queue every job of this profile (shared/build_config.json) in one commit; takes --branch, --commit, --source' })
+            .example('$0 job add --profile release --branch release/2.1 --commit 3f9a1c2', 'Maven, then Debian packages, then a distcc smoke test')
             .example('$0 job add --type maven --branch release/2.1 --priority 1', 'queue a Maven build ahead of everything else')
             .example('$0 job add --type deb --after job_20261123T101500Z_3f9a1c2b7d', 'package once that job completed'),
         handler(async (ctx, argv) => {
+          if (argv.profile !== undefined) {
+            const name = parseName(argv.profile, '--profile');
+            for (const flag of ['type', 'priority', 'after', 'on', 'label', 'timeout', 'retries', 'description']) {
+              if (argv[flag] !== undefined) throw new UsageError(`--${flag} cannot be combined with --profile (the profile sets it per job)`);
+            }
+            const over = {
+              branch: argv.branch === undefined ? undefined : parseBranch(argv.branch),
+              commit: argv.commit === undefined ? null : parseCommit(argv.commit),
+              source: argv.source === undefined ? undefined : parseSource(argv.source),
+            };
+            const { result } = await addProfile(await ctx.store(), name, over, { clock: ctx.io.clock });
+            if (ctx.args.json) ctx.json({ ids: result.map((j) => j.id) });
+            else ctx.io.out(result.map((j) => `${j.id}  ${j.type}${j.dependencies.length ? `  after ${j.dependencies.join(', ')}` : ''}`).join('\n') + '\n');
+            return;
+          }
           const input = jobInput(argv);
           const { result } = await addJobs(await ctx.store(), [input], { clock: ctx.io.clock });
           const job = result[0]!;

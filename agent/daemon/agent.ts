@@ -13,12 +13,12 @@ import { join } from 'node:path';
 import type { FileConfig } from '../config.js';
 import { CoordError, InvalidFileError, PreconditionError } from '../errors.js';
 import { newId } from '../model/jobs.js';
-import { PATHS, type BuildConfigFile, type HeartbeatFile, type Job, type JobsFile } from '../model/types.js';
+import { PATHS, type BuildConfigFile, type HeartbeatFile, type Job, type JobsFile, type MessagesFile } from '../model/types.js';
 import { executeJob, supportedTypes, type ExecDeps, type ExecResult } from '../builds/execute.js';
 import { runProcess, type ProcessRunner } from '../builds/runner.js';
 import { HeartbeatWriter, readHeartbeats } from '../store/heartbeat.js';
 import type { Store } from '../store/store.js';
-import { agentClaim, agentComplete, agentHandBack, agentReclaim, setState, type Completion } from './transitions.js';
+import { agentClaim, agentComplete, agentHandBack, agentInbox, agentReclaim, setState, unreadFrom, type Completion } from './transitions.js';
 import { every, type Stoppable } from './schedule.js';
 
 export interface AgentSettings {
@@ -237,7 +237,10 @@ export class Agent {
       throw e;
     }
     this.checkRunning(file);
-    if (tip !== this.lastTip) this.wantClaim = true;
+    if (tip !== this.lastTip) {
+      this.wantClaim = true;
+      await this.readInbox();
+    }
     this.lastTip = tip;
 
     const foreign = file.jobs.filter((j) => j.status === 'running' && j.assigned_to !== this.s.builder && j.lease_expires_at);
@@ -247,6 +250,31 @@ export class Agent {
       await this.recover();
     }
     await this.claimUpToConcurrency();
+  }
+
+  /** Logs each new message for this builder once, marks it read, answers status/ping requests. */
+  private async readInbox(): Promise<void> {
+    try {
+      const view = await this.store.read([PATHS.messages]);
+      const file = view.get<MessagesFile>(PATHS.messages);
+      if (!file || !unreadFrom(file, this.s.builder).length) {
+        this.degrade('messages', null);
+        return;
+      }
+      const r = await agentInbox(this.store, {
+        builder: this.s.builder,
+        now: this.clock,
+        ids: Array.from({ length: 8 }, () => newId('msg', this.clock(), randomBytes(5))),
+        statusText: () =>
+          `${this.s.builder}: ${this.running.size ? `building ${[...this.running.keys()].join(', ')}` : 'idle'}; healthy ${this.degraded.size === 0}${this.degraded.size ? ` (${[...this.degraded.values()].join('; ')})` : ''}; agent ${this.s.version}`,
+      });
+      for (const m of r.result.seen) this.log.info({ op: 'message', id: m.id, from: m.from, to: m.to, type: m.type, subject: m.subject }, 'message');
+      for (const m of r.result.replies) this.log.info({ op: 'reply', id: m.id, to: m.to, in_reply_to: m.in_reply_to }, 'answered request');
+      this.degrade('messages', null);
+    } catch (e) {
+      // A broken messages.json must not stop builds: say so and go on.
+      this.degrade('messages', `messages not read: ${(e as Error).message}`);
+    }
   }
 
   /** A slot is free and has not yet looked at the current main for work. */
@@ -352,6 +380,10 @@ export class Agent {
       }
     }
     const logPath = `${this.s.builder}/logs/${job.id}.log`;
+    const manifestPath = `${this.s.builder}/manifests/${job.id}.json`;
+    const raw: Record<string, string> = {};
+    if (tail) raw[logPath] = tail;
+    if (res.manifest) raw[manifestPath] = JSON.stringify(res.manifest, null, 2) + '\n';
     const completion: Completion = {
       id: job.id,
       attempt: job.attempt,
@@ -362,11 +394,13 @@ export class Agent {
         exit_code: res.exitCode,
         duration_seconds: Math.round(res.durationMs / 100) / 10,
         log: tail ? logPath : null,
+        manifest: res.manifest ? manifestPath : null,
         commit: res.commit,
+        ...res.details,
       },
       durationSeconds: Math.round(res.durationMs / 100) / 10,
-      artifacts: [],
-      raw: tail ? { [logPath]: tail } : undefined,
+      artifacts: res.artifacts ?? [],
+      raw: Object.keys(raw).length ? raw : undefined,
     };
     this.log.info({ job: job.id, attempt: job.attempt, status, summary: completion.result.summary }, 'job finished');
     await this.persist(completion);

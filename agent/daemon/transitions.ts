@@ -5,6 +5,7 @@
 import { PreconditionError } from '../errors.js';
 import * as jobs from '../model/jobs.js';
 import { PATHS, type BuildConfigFile, type BuilderState, type HeartbeatFile, type Job, type JobsFile, type Message, type MessagesFile, type StatusFile } from '../model/types.js';
+import * as msgs from '../model/messages.js';
 import { statusFor } from '../store/layout.js';
 import type { Store, TxOutcome, TxView } from '../store/store.js';
 
@@ -169,6 +170,55 @@ export function agentReclaim(
         writes: { [PATHS.jobs]: r.file, [PATHS.messages]: { ...messages, messages: [...messages.messages, ...added] } },
         message: `reclaim ${r.reclaimed.map((x) => x.job.id).join(', ')} from stale builders`,
         trailers: { 'Coord-Job': r.reclaimed.map((x) => x.job.id).join(' ') },
+      };
+    },
+  });
+}
+
+/** Unread messages for a builder, oldest first, leaving out the ones it sent itself. */
+export function unreadFrom(file: MessagesFile, builder: string): Message[] {
+  return msgs
+    .inbox(file, builder, { unread: true })
+    .filter((m) => m.from !== builder)
+    .reverse();
+}
+
+export interface InboxResult {
+  /** Messages for this builder it had not read, now read. */
+  seen: Message[];
+  replies: Message[];
+}
+
+/**
+ * Reads the builder's unread messages (to it or to all) in one commit, and
+ * answers the built-in requests: `status` and `ping`. The status text comes
+ * from the caller (it knows what it is running); ids are drawn before.
+ */
+export function agentInbox(store: Store, a: { builder: string; now: () => Date; ids: string[]; statusText: () => string }): Promise<TxOutcome<InboxResult>> {
+  return store.transact<InboxResult>({
+    op: 'read',
+    reads: [PATHS.messages],
+    mutate: (view) => {
+      let file = view.get<MessagesFile>(PATHS.messages) ?? msgs.emptyMessages();
+      const unread = unreadFrom(file, a.builder);
+      if (!unread.length) return { result: { seen: [], replies: [] } };
+      const replies: Message[] = [];
+      let next = 0;
+      for (const m of unread) {
+        file = msgs.markRead(file, m.id, a.builder).file;
+        const kind = m.type === 'request' ? m.subject.trim().toLowerCase() : null;
+        if ((kind === 'status' || kind === 'ping') && m.from !== a.builder && next < a.ids.length) {
+          const body = kind === 'ping' ? `pong from ${a.builder}` : a.statusText();
+          const sent = msgs.send(file, { to: m.from, type: 'info', subject: `re: ${m.subject}`.slice(0, 200), body, in_reply_to: m.id }, a.ids[next++]!, a.builder, a.now());
+          file = sent.file;
+          replies.push(sent.message);
+        }
+      }
+      return {
+        result: { seen: unread, replies },
+        writes: { [PATHS.messages]: file },
+        message: `${a.builder} read ${unread.length} message(s)${replies.length ? `, answered ${replies.length}` : ''}`,
+        trailers: { 'Coord-Message': unread.map((m) => m.id).join(' ') },
       };
     },
   });

@@ -4,7 +4,7 @@
 // rejected push.
 
 import { PreconditionError, UsageError } from '../errors.js';
-import type { HeartbeatFile, Iso, Job, JobsFile, JobStatus } from './types.js';
+import type { BuildConfigFile, HeartbeatFile, Iso, Job, JobsFile, JobStatus } from './types.js';
 
 export const JOBS_SCHEMA_REF = '../schemas/jobs.schema.json';
 
@@ -284,4 +284,41 @@ export function retry(file: JobsFile, id: string): { file: JobsFile; job: Job } 
   if (cur.status !== 'failed' && cur.status !== 'cancelled') throw new PreconditionError(`job ${cur.id} is ${cur.status}; only failed or cancelled jobs can be retried`);
   const job: Job = { ...cur, status: 'queued', assigned_to: null, started_at: null, completed_at: null, lease_expires_at: null, cancel_requested: false, result: null, reclaims: 0 };
   return { file: replace(file, job), job };
+}
+
+/** The jobs of a named profile in shared/build_config.json, ready to enqueue in one change. */
+export function expandProfile(
+  config: BuildConfigFile | undefined,
+  name: string,
+  over: { branch?: string; commit?: string | null; source?: string | null },
+  ids: string[],
+): Array<JobInput & { id: string }> {
+  const profile = config?.profiles?.[name];
+  if (!profile) {
+    const known = Object.keys(config?.profiles ?? {});
+    throw new UsageError(`--profile ${JSON.stringify(name)}: no such profile in shared/build_config.json${known.length ? ` (there are: ${known.join(', ')})` : ''}`);
+  }
+  if (profile.jobs.length === 0) throw new UsageError(`profile ${name} has no jobs`);
+  if (profile.jobs.length > ids.length) throw new UsageError(`profile ${name} has ${profile.jobs.length} jobs; at most ${ids.length} can be queued at once`);
+  const idOf = new Map(profile.jobs.map((step, i) => [step.key, ids[i]!]));
+  if (idOf.size !== profile.jobs.length) throw new UsageError(`profile ${name} uses a step key twice`);
+  const d = config!.defaults;
+  return profile.jobs.map((step, i) => ({
+    id: ids[i]!,
+    type: step.type,
+    priority: step.priority ?? d.priority,
+    source: over.source ?? step.source ?? config!.default_source ?? null,
+    branch: over.branch ?? d.branch,
+    commit: over.commit ?? null,
+    description: step.description ?? `${name}: ${step.key}`,
+    dependencies: (step.after ?? []).map((key) => {
+      const id = idOf.get(key);
+      if (!id) throw new UsageError(`profile ${name}: step ${step.key} comes after unknown step ${key}`);
+      return id;
+    }),
+    on: step.on ?? null,
+    labels: step.labels ?? {},
+    timeout_seconds: step.timeout_seconds !== undefined ? step.timeout_seconds : d.timeout_seconds,
+    retries: step.retries ?? d.retries,
+  }));
 }

@@ -126,3 +126,30 @@ export async function readJobs(store: Store): Promise<JobsFile> {
 }
 
 export { PreconditionError };
+
+/** Queues every job of a profile in one commit, with dependencies between them as the profile says. */
+export async function addProfile(
+  store: Store,
+  name: string,
+  over: { branch?: string; commit?: string | null; source?: string | null },
+  d?: OpDeps,
+): Promise<TxOutcome<Job[]>> {
+  const { now, rand } = deps(d);
+  const at = now();
+  // Drawn before reading the profile, so a re-run after a rejected push reuses them.
+  const ids = Array.from({ length: 32 }, () => jobs.newId('job', at, rand(5)));
+  return store.transact({
+    op: 'enqueue',
+    reads: [PATHS.jobs, PATHS.buildConfig],
+    mutate: (view) => {
+      const inputs = jobs.expandProfile(view.get<BuildConfigFile>(PATHS.buildConfig), name, over, ids);
+      const r = jobs.enqueueMany(jobsOf(view.get<JobsFile>(PATHS.jobs)), inputs, store.actor, at);
+      return {
+        result: r.jobs,
+        writes: { [PATHS.jobs]: r.file },
+        message: `enqueue profile ${name} (${r.jobs.length} jobs, ${r.jobs[0]!.branch})`,
+        trailers: { 'Coord-Job': r.jobs.map((j) => j.id).join(' '), 'Coord-Profile': name },
+      };
+    },
+  });
+}
