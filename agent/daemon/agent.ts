@@ -255,7 +255,8 @@ export class Agent {
   /** Logs each new message for this builder once, marks it read, answers status/ping requests. */
   private async readInbox(): Promise<void> {
     try {
-      const view = await this.store.read([PATHS.messages]);
+      // The poll fetched main a moment ago: read the messages from that, not the network.
+      const view = await this.store.read([PATHS.messages], { fetch: false });
       const file = view.get<MessagesFile>(PATHS.messages);
       if (!file || !unreadFrom(file, this.s.builder).length) {
         this.degrade('messages', null);

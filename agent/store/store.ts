@@ -298,11 +298,11 @@ export class Store {
     };
   }
 
-  /** A consistent read of the current main (fetches first). */
-  async read(reads: string[]): Promise<TxView> {
+  /** A consistent read of the current main (fetches first; `fetch: false` reads the main this process saw last). */
+  async read(reads: string[], opts: { fetch?: boolean } = {}): Promise<TxView> {
     return this.lock.with(async () => {
       await this.ensureClone();
-      const tip = await this.fetch();
+      const tip = opts.fetch === false && this.knownTip ? this.knownTip : await this.fetch();
       return this.view(tip, await this.load(tip, reads));
     });
   }
