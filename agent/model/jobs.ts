@@ -22,19 +22,9 @@ export function newId(prefix: 'job' | 'msg', now: Date, random: Buffer): string 
   return `${prefix}_${stamp}_${random.toString('hex').slice(0, 10)}`;
 }
 
-export interface JobInput {
-  type: string;
-  priority: number;
-  source: string | null;
-  branch: string;
-  commit: string | null;
-  description: string;
-  dependencies: string[];
-  on?: string | null;
-  labels?: Record<string, string>;
-  timeout_seconds?: number | null;
-  retries?: number;
-}
+/** What a person asks for when queueing a job; the rest of a Job is the queue's business. */
+export type JobInput = Pick<Job, 'type' | 'priority' | 'source' | 'branch' | 'commit' | 'description' | 'dependencies'> &
+  Partial<Pick<Job, 'on' | 'labels' | 'timeout_seconds' | 'retries'>>;
 
 export function findJob(file: JobsFile, id: string): Job {
   const exact = file.jobs.find((j) => j.id === id);
