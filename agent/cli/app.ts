@@ -10,15 +10,18 @@ import { registerMsgCommands } from './cmd-msg.js';
 import { registerRepoCommands } from './cmd-repo.js';
 import { registerAgentCommands } from './cmd-agent.js';
 import { registerFleetCommands } from './cmd-fleet.js';
+import { registerDashboardCommands } from './cmd-dashboard.js';
+import { registerLogsCommands } from './cmd-logs.js';
 import { Context, type GlobalArgs, type Io } from './context.js';
 
 export { EXIT_CODES_HELP };
 
-export function buildCli(args: string[], io: Io): Argv {
+export function buildCli(args: string[], io: Io, outcome: { exitCode: number } = { exitCode: 0 }): Argv {
   const handler: Handler = (run) => async (argv) => {
     const ctx = new Context(argv as GlobalArgs, io);
     try {
       await run(ctx, argv);
+      outcome.exitCode = ctx.exitCode;
     } finally {
       ctx.close();
     }
@@ -63,19 +66,22 @@ export function buildCli(args: string[], io: Io): Argv {
   y = registerFleetCommands(y, handler);
   y = registerMsgCommands(y, handler);
   y = registerLockCommands(y, handler);
+  y = registerDashboardCommands(y, handler);
+  y = registerLogsCommands(y, handler);
   return y.demandCommand(1, 'name a command (see --help)').help().alias('h', 'help');
 }
 
 /** Runs the CLI; returns the exit code. The one place errors become a line and a code. */
 export async function runCli(args: string[], io: Io): Promise<number> {
   const debug = args.includes('--debug');
-  process.exitCode = undefined;
+  // Per call, not process.exitCode: tests run several CLIs in one process.
+  const outcome = { exitCode: EXIT.ok as number };
   try {
     // With a callback yargs hands help and version text to us instead of console.log.
-    await buildCli(args, io).parseAsync(args, {}, (_err, _argv, output) => {
+    await buildCli(args, io, outcome).parseAsync(args, {}, (_err, _argv, output) => {
       if (output) io.out(output.endsWith('\n') ? output : `${output}\n`);
     });
-    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
+    return outcome.exitCode;
   } catch (e) {
     if (e instanceof CoordError) {
       io.err(`buildcoord: ${e.message.split('\n')[0]}\n`);

@@ -93,6 +93,8 @@ export function registerLockCommands(y: Argv, handler: Handler): Argv {
           );
         }),
       )
+      .example('$0 lock acquire deploy --wait 5m', 'take the deploy lock, waiting up to 5 minutes; prints the token')
+      .example('$0 lock list', 'who holds what, until when')
       .demandCommand(1, 'name a lock command: acquire, renew, release, list'),
   );
 }

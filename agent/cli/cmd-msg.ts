@@ -197,6 +197,8 @@ export function registerMsgCommands(y: Argv, handler: Handler): Argv {
           ctx.io.out(`archived ${result.moved.length} message${result.moved.length === 1 ? '' : 's'} to ${files.join(', ')}\n`);
         }),
       )
+      .example('$0 msg list --unread --builder build1', "build1's unread messages")
+      .example('$0 msg send --to all --type warning --subject "main is red"', 'tell everyone')
       .demandCommand(1, 'name a msg command: send, list, show, read, ack, archive'),
   );
 }

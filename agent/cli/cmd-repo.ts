@@ -80,7 +80,7 @@ export function registerRepoCommands(y: Argv, handler: Handler): Argv {
         if (ctx.args.json) ctx.json({ checked: files.size, problems });
         else if (problems.length) ctx.io.err(problems.join('\n') + '\n');
         else ctx.io.out(`${files.size} files valid (${where})\n`);
-        if (problems.length) process.exitCode = EXIT.usage;
+        if (problems.length) ctx.exitCode = EXIT.usage;
       }),
     );
 }

@@ -29,6 +29,8 @@ export interface GlobalArgs {
 }
 
 export class Context {
+  /** Set by a command that reports problems without throwing (validate): the process's exit code. */
+  exitCode = 0;
   private store_: Store | null = null;
   private config_: FileConfig | null = null;
   constructor(

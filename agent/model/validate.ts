@@ -158,6 +158,8 @@ export function schemaNameFor(repoPath: string): string | null {
   const p = normalizeRepoPath(repoPath);
   const fixed = FIXED_PATHS[p];
   if (fixed !== undefined) return fixed;
+  // Archived messages keep messages.json's shape, month by month.
+  if (/^coordination\/archive\/\d{4}-\d{2}\.json$/.test(p)) return 'messages.schema.json';
   const m = BUILDER_FILE.exec(p);
   if (m && !NOT_BUILDER_DIRS.has(m[1] ?? '')) return `${m[2]}.schema.json`;
   return null;

@@ -1,13 +1,14 @@
 // Lock operations: each is one transaction running a pure function of
 // agent/model/locks.ts. `acquire --wait` is the same transaction re-run with
 // backoff until it succeeds or the wait is over; while it waits it only
-// fetches, it pushes nothing.
+// fetches, it pushes nothing (Store.transact re-checks a refusal made on a
+// remembered tip against a fresh fetch, so every try sees the current main).
 
 import { randomBytes } from 'node:crypto';
-import { OperationError, PreconditionError, UsageError } from '../errors.js';
+import { OperationError } from '../errors.js';
 import * as locks from '../model/locks.js';
 import { PATHS, type Lock, type LocksFile } from '../model/types.js';
-import type { Store, TxOutcome, TxSpec } from './store.js';
+import type { Store, TxOutcome } from './store.js';
 
 export interface LockOpDeps {
   clock?: () => Date;
@@ -28,32 +29,6 @@ function locksOf(file: LocksFile | undefined): LocksFile {
   return file ?? locks.emptyLocks();
 }
 
-/**
- * store.transact, but a refusal is only final if it was made on the remote's
- * current main. A long-lived process evaluates on the main it last pushed
- * (no fetch when nothing rejected it): "lock held" or "no such message" on
- * that state may be news that somebody else already changed. On such a
- * refusal, fetch; if main moved since the state the mutation saw, run again.
- */
-export async function transactFresh<R>(store: Store, spec: TxSpec<R>, maxRounds = 20): Promise<TxOutcome<R>> {
-  for (let round = 1; ; round++) {
-    const seen = { commit: null as string | null };
-    try {
-      return await store.transact({
-        ...spec,
-        mutate: (view) => {
-          seen.commit = view.commit;
-          return spec.mutate(view);
-        },
-      });
-    } catch (e) {
-      if (!(e instanceof PreconditionError || e instanceof UsageError) || round >= maxRounds) throw e;
-      const fresh = await store.read([]);
-      if (fresh.commit === seen.commit) throw e;
-    }
-  }
-}
-
 export type HeldLock = Lock & { name: string };
 
 export interface AcquireArgs {
@@ -72,7 +47,7 @@ export async function acquireLock(store: Store, args: AcquireArgs, d?: LockOpDep
   const started = performance.now();
   for (let tries = 0; ; tries++) {
     try {
-      return await transactFresh(store, {
+      return await store.transact({
         op: 'lock',
         reads: [PATHS.locks],
         mutate: (view) => {
@@ -104,7 +79,7 @@ export async function acquireLock(store: Store, args: AcquireArgs, d?: LockOpDep
 
 export async function renewLock(store: Store, args: { name: string; token: number; ttlMs: number }, d?: LockOpDeps): Promise<TxOutcome<HeldLock>> {
   const { now } = deps(d);
-  return transactFresh(store, {
+  return store.transact({
     op: 'lock-renew',
     reads: [PATHS.locks],
     mutate: (view) => {
@@ -121,7 +96,7 @@ export async function renewLock(store: Store, args: { name: string; token: numbe
 
 export async function releaseLock(store: Store, args: { name: string; token: number }, d?: LockOpDeps): Promise<TxOutcome<HeldLock>> {
   const { now } = deps(d);
-  return transactFresh(store, {
+  return store.transact({
     op: 'lock-release',
     reads: [PATHS.locks],
     mutate: (view) => {

@@ -9,7 +9,6 @@ import * as msgs from '../model/messages.js';
 import { formatProblem, schemaFor, validateWith } from '../model/validate.js';
 import { PATHS, type Message, type MessagesFile } from '../model/types.js';
 import type { OpDeps } from './ops.js';
-import { transactFresh } from './ops-locks.js';
 import type { Store, TxOutcome } from './store.js';
 
 function deps(d: OpDeps = {}) {
@@ -30,7 +29,7 @@ export async function sendMessage(store: Store, input: msgs.MessageInput, d?: Op
   // must add the same message, not a second one.
   const at = now();
   const id = newId('msg', at, rand(5));
-  return transactFresh(store, {
+  return store.transact({
     op: 'message',
     reads: [PATHS.messages],
     mutate: (view) => {
@@ -52,7 +51,7 @@ export interface MarkOutcome {
 
 /** Marks a message read by `reader`; reading it again is a no-op with no commit. */
 export async function readMessage(store: Store, args: { id: string; reader: string }): Promise<TxOutcome<MarkOutcome>> {
-  return transactFresh<MarkOutcome>(store, {
+  return store.transact<MarkOutcome>({
     op: 'message-read',
     reads: [PATHS.messages],
     mutate: (view) => {
@@ -70,7 +69,7 @@ export async function readMessage(store: Store, args: { id: string; reader: stri
 
 /** Acknowledges (and reads) a message for `reader`; refused unless it asks for an ack. */
 export async function ackMessage(store: Store, args: { id: string; reader: string }): Promise<TxOutcome<MarkOutcome>> {
-  return transactFresh<MarkOutcome>(store, {
+  return store.transact<MarkOutcome>({
     op: 'message-ack',
     reads: [PATHS.messages],
     mutate: (view) => {
