@@ -127,6 +127,10 @@ export class Agent {
     );
     await this.heartbeat().catch(() => {});
     await this.tick();
+    // A SIGTERM during the first heartbeat or poll has drained and stopped us
+    // already: starting the timers now would heartbeat on after "offline" and
+    // keep the process alive for ever.
+    if (this.draining) return;
     this.schedule();
   }
 
@@ -154,7 +158,20 @@ export class Agent {
     };
   }
 
-  private async heartbeat(final = false): Promise<void> {
+  /**
+   * Heartbeats go out one at a time: two in flight (the timer's and the one
+   * right after a claim) race each other's --force-with-lease, and the final
+   * "offline" one must land after any healthy one still on its way.
+   */
+  private beating: Promise<void> = Promise.resolve();
+
+  private heartbeat(final = false): Promise<void> {
+    const next = this.beating.then(() => this.beatOnce(final));
+    this.beating = next.catch(() => {});
+    return next;
+  }
+
+  private async beatOnce(final: boolean): Promise<void> {
     const now = this.clock();
     const system = this.systemInfo()!;
     try {
@@ -186,19 +203,23 @@ export class Agent {
     }
   }
 
-  private ticking = false;
+  /** The poll in progress, if any: drain waits for it, since it may be claiming a job. */
+  private ticking: Promise<void> | null = null;
 
   /** One poll. Public so tests and `--once` can drive it. */
   async tick(): Promise<void> {
     if (this.ticking) return;
-    this.ticking = true;
-    try {
-      await this.pollOnce();
-    } catch (e) {
-      this.log.error({ err: (e as Error).message }, 'poll failed');
-    } finally {
-      this.ticking = false;
-    }
+    const run = (async () => {
+      try {
+        await this.pollOnce();
+      } catch (e) {
+        this.log.error({ err: (e as Error).message }, 'poll failed');
+      } finally {
+        this.ticking = null;
+      }
+    })();
+    this.ticking = run;
+    await run;
   }
 
   private async pollOnce(): Promise<void> {
@@ -454,6 +475,9 @@ export class Agent {
   private async drainOnce(): Promise<void> {
     this.draining = true;
     this.log.info({ running: [...this.running.keys()], graceMs: this.s.graceMs }, 'draining');
+    // A claim pushed by the poll in progress starts a job after this point:
+    // let that poll end first, so the job is one we wait for and hand back.
+    await this.ticking;
     const all = () => Promise.all([...this.running.values()].map((r) => r.done));
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), this.s.graceMs)));
