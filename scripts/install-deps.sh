@@ -19,6 +19,8 @@ packages=(
   maven-debian-helper junit4
   dpkg-dev debhelper fakeroot
   build-essential make gcc
+  # the dashboard's browser test (playwright-core drives Debian's chromium; nothing is downloaded)
+  chromium
 )
 # Any JDK will do; only pull Debian's default one when there is no javac.
 if ! command -v javac >/dev/null 2>&1; then
