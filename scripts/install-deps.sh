@@ -9,8 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 say() { printf 'install-deps: %s\n' "$*"; }
 
-# The real tools the builds and the integration tests drive. openrc is
-# deliberately absent: installing it changes how the machine boots.
+# The real tools the builds and the integration tests drive.
 packages=(
   git
   distcc distcc-pump
@@ -21,6 +20,8 @@ packages=(
   build-essential make gcc
   # the dashboard's browser test (playwright-core drives Debian's chromium; nothing is downloaded)
   chromium
+  # the service test runs the OpenRC script with openrc-run (installing it does not change the init system)
+  openrc
 )
 # Any JDK will do; only pull Debian's default one when there is no javac.
 if ! command -v javac >/dev/null 2>&1; then

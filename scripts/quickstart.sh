@@ -4,7 +4,10 @@
 # and the status as they happen, a message between the builders; then
 # everything it started is stopped and removed (unless --keep).
 #
-#   scripts/quickstart.sh [--keep] [--jobs N]
+#   scripts/quickstart.sh [--keep] [--jobs N] [--no-install]
+#
+# --no-install skips scripts/install-deps.sh (the test suite uses it: the
+# build is already there, and rebuilding dist/ under running tests breaks them).
 #
 # State lives under $BUILDCOORD_HOME (default: a fresh temporary directory, so
 # a quickstart never touches a real builder's state).
@@ -14,17 +17,19 @@ root=$PWD
 
 keep=0
 jobs=4
+install=1
 while (($#)); do
   case $1 in
     --keep) keep=1 ;;
     --jobs) jobs=${2:?--jobs needs a number}; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    --no-install) install=0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "quickstart: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 
-bash scripts/install-deps.sh
+if ((install)); then bash scripts/install-deps.sh; fi
 
 made_home=0
 if [[ -z ${BUILDCOORD_HOME:-} ]]; then
