@@ -19,13 +19,30 @@ export interface FileConfig {
   grace?: string;
   concurrency?: number;
   labels?: Record<string, string>;
+  /** DISTCC_HOSTS syntax; the agent's --distcc-hosts / BUILDCOORD_DISTCC_HOSTS override it. */
   distcc_hosts?: string;
+  /** distcc-pump to use for pump mode (default: distcc-pump on PATH), e.g. one with a fixed include server. */
+  distcc_pump?: string;
+  /** distcc source directory or tarball that `buildcoord pump restore` rebuilds the include server from (scripts/get-distcc-source.sh fetches one). */
+  distcc_source?: string;
+  /** Directory of *.patch files applied to distcc_source (default: the package's patches/distcc/). */
+  distcc_patches?: string;
+  /** Base of <builder>/<type>/<timestamp>/ artifact directories (default /root/artifacts); --artifacts-dir / BUILDCOORD_ARTIFACTS_DIR override it. */
   artifacts_dir?: string;
   log_level?: string;
   max_reclaims?: number;
   redact?: string[];
   types?: Record<string, { command: string; args: string[]; timeout_seconds?: number }>;
-  maven?: { allowed_goals?: string[]; allowed_profiles?: string[] };
+  maven?: {
+    /** Goals of a maven job that asks for none (default ["package"]). */
+    goals?: string[];
+    allowed_goals?: string[];
+    allowed_profiles?: string[];
+    /** mvn -s (default /etc/maven/settings-debian.xml). */
+    settings?: string;
+    /** mvn -o (default true). */
+    offline?: boolean;
+  };
 }
 
 /**

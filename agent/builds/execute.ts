@@ -1,15 +1,26 @@
-// Runs one claimed job: source checkout, then the job type's command through
-// the process runner. Job types are an allowlist; a builder may add its own
-// in its config file (a command with fixed arguments), never from the
-// shared repository.
+// Runs one claimed job: checks, source checkout, then the job type's steps
+// through the process runner, then artifacts and a manifest.
+//
+// Job types are an allowlist: the built-in ones (build = maven then deb,
+// maven, deb, make) and those a builder declares in its own config file (a
+// command with fixed arguments), never anything from the shared repository.
+// Nothing a job carries reaches a shell: branch, commit, source, goals and
+// profiles are checked here before anything runs, and every process gets
+// them as separate argv entries.
 
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FileConfig } from '../config.js';
+import { COMMIT_RE, JOB_ID_RE, TYPE_RE, isValidBranch } from '../model/input.js';
 import type { Job } from '../model/types.js';
-import { type ProcessRunner, makeRedactor } from './runner.js';
+import { artifactDir, collect, DEFAULT_ARTIFACTS_DIR, type Artifact } from './artifacts.js';
+import { runDeb } from './deb.js';
+import { runMake } from './make.js';
+import { mavenPlan, runMaven } from './maven.js';
+import { type ProcessRunner, type RunResult, makeRedactor } from './runner.js';
 import { checkout } from './source.js';
+import { RefusedError, which, type StepContext, type StepOutcome, type StepRecord } from './step.js';
 
 export interface ExecDeps {
   runner: ProcessRunner;
@@ -19,6 +30,10 @@ export interface ExecDeps {
   defaultSource: string | null;
   graceMs: number;
   env?: NodeJS.ProcessEnv;
+  /** For timestamps in the manifest and the artifacts directory's name. */
+  clock?: () => Date;
+  /** distcc-pump for pump builds when the config names none (e.g. a managed one with a rebuilt include server); default: distcc-pump on PATH. */
+  pump?: string | null;
 }
 
 export interface ExecResult {
@@ -36,7 +51,15 @@ export interface ExecResult {
   details?: Record<string, unknown>;
 }
 
-/** The command for a job type, or null if this builder does not run that type. */
+/** The built-in job types and the programs each needs on PATH. */
+export const BUILTIN_TYPES: Record<string, string[]> = {
+  build: ['mvn', 'dpkg-buildpackage'],
+  maven: ['mvn'],
+  deb: ['dpkg-buildpackage'],
+  make: ['make'],
+};
+
+/** The command for a builder-declared job type (or plain make), or null if this builder does not run that type that way. */
 export function commandFor(job: Job, config: FileConfig): { command: string; args: string[]; timeoutMs?: number } | null {
   const own = config.types?.[job.type];
   if (own) return { command: own.command, args: [...own.args], timeoutMs: own.timeout_seconds ? own.timeout_seconds * 1000 : undefined };
@@ -44,12 +67,41 @@ export function commandFor(job: Job, config: FileConfig): { command: string; arg
   return null;
 }
 
-export function supportedTypes(config: FileConfig): string[] {
-  return ['make', ...Object.keys(config.types ?? {})];
+/** What this builder claims: the built-in types whose tools are installed, and its own. */
+export function supportedTypes(config: FileConfig, env: NodeJS.ProcessEnv = process.env): string[] {
+  const builtin = Object.entries(BUILTIN_TYPES)
+    .filter(([, tools]) => tools.every((t) => which(t, env)))
+    .map(([t]) => t);
+  return [...new Set([...builtin, ...Object.keys(config.types ?? {})])];
 }
 
+/** Characters that are legal in a git branch name but that no honest branch needs: they only matter to a shell. */
+const SHELL_META = /[;&|$`'"<>(){}\\!*?#\s]/;
+
+/** Everything of the job that will reach a command line, checked before anything runs. */
+export function checkJob(job: Job, source: string): void {
+  if (!TYPE_RE.test(job.type)) throw new RefusedError(`job type ${JSON.stringify(job.type)} is not a type name`);
+  if (typeof job.branch !== 'string' || !isValidBranch(job.branch)) throw new RefusedError(`branch ${JSON.stringify(job.branch)} is not a valid git branch name: refused before anything ran`);
+  if (SHELL_META.test(job.branch)) throw new RefusedError(`branch ${JSON.stringify(job.branch)} contains shell metacharacters: refused before anything ran`);
+  if (job.commit !== null && (typeof job.commit !== 'string' || !COMMIT_RE.test(job.commit))) {
+    throw new RefusedError(`commit ${JSON.stringify(job.commit)} is not 7 to 40 lowercase hex digits: refused before anything ran`);
+  }
+  // eslint-disable-next-line no-control-regex
+  if (!source || source.startsWith('-') || /[\x00-\x1f\x7f]/.test(source)) throw new RefusedError(`source ${JSON.stringify(source)} is not a git URL or path`);
+  // git's remote helpers (ext::, fd::, ...) run commands named in the URL itself.
+  if (/^[A-Za-z][A-Za-z0-9+.-]*::/.test(source)) throw new RefusedError(`source ${JSON.stringify(source.slice(0, 60))} uses a git remote helper (TRANSPORT::...): refused before anything ran`);
+}
+
+const clip = (s: string, n = 900) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+
 export async function executeJob(job: Job, signal: AbortSignal, deps: ExecDeps): Promise<ExecResult> {
+  const clock = deps.clock ?? (() => new Date());
   const started = Date.now();
+  const startedAt = clock();
+  // The id names a directory: checked before it is used as one.
+  if (typeof job.id !== 'string' || !JOB_ID_RE.test(job.id) || !Number.isInteger(job.attempt)) {
+    return { status: 'failed', summary: `refused: job id ${JSON.stringify(String(job.id).slice(0, 60))} is not a job id`, exitCode: null, durationMs: 0, commit: null, logFile: '' };
+  }
   const base = join(deps.workDir, 'jobs', `${job.id}-${job.attempt}`);
   await mkdir(base, { recursive: true });
   const logFile = join(base, 'build.log');
@@ -57,14 +109,23 @@ export async function executeJob(job: Job, signal: AbortSignal, deps: ExecDeps):
   const redact = makeRedactor(env, deps.config.redact ?? []);
   const note = (line: string) => appendFile(logFile, redact(`[buildcoord] ${line}`) + '\n');
   const fail = async (summary: string, status: ExecResult['status'] = 'failed', commit: string | null = null): Promise<ExecResult> => {
+    summary = clip(redact(summary));
     await note(summary);
     return { status, summary, exitCode: null, durationMs: Date.now() - started, commit, logFile };
   };
 
-  const cmd = commandFor(job, deps.config);
-  if (!cmd) return fail(`job type ${job.type} is not supported on this builder (it runs: ${supportedTypes(deps.config).join(', ')})`);
+  const own = deps.config.types?.[job.type];
+  if (!own && !BUILTIN_TYPES[job.type]) return fail(`job type ${job.type} is not supported on this builder (it runs: ${supportedTypes(deps.config, env).join(', ')})`);
   const source = job.source ?? deps.defaultSource;
   if (!source) return fail('the job names no source and shared/build_config.json has no default_source');
+  let maven: { goals: string[]; profiles: string[] } | null = null;
+  try {
+    checkJob(job, source);
+    if (!own && (job.type === 'maven' || job.type === 'build')) maven = mavenPlan(job, deps.config);
+  } catch (e) {
+    if (e instanceof RefusedError) return fail(`refused: ${e.message}`);
+    throw e;
+  }
 
   await note(`job ${job.id} attempt ${job.attempt}: ${job.type} of ${source} ${job.branch}${job.commit ? ` at ${job.commit}` : ''}`);
   let commit: string;
@@ -77,20 +138,108 @@ export async function executeJob(job: Job, signal: AbortSignal, deps: ExecDeps):
     return fail(`checkout failed: ${(e as Error).message}`);
   }
   if (signal.aborted) return fail('stopped before the build started', 'cancelled', commit);
-  await note(`checked out ${commit}; running ${[cmd.command, ...cmd.args].join(' ')}`);
-  const timeoutMs = job.timeout_seconds ? job.timeout_seconds * 1000 : cmd.timeoutMs;
-  const r = await deps.runner({
-    command: cmd.command,
-    args: cmd.args,
-    cwd: dir,
-    env: { ...env, BUILDCOORD_JOB: job.id, BUILDCOORD_ATTEMPT: String(job.attempt), BUILDCOORD_COMMIT: commit },
+
+  const custom = own ? commandFor(job, deps.config) : null;
+  const timeoutMs = job.timeout_seconds ? job.timeout_seconds * 1000 : custom?.timeoutMs;
+  const deadline = timeoutMs ? started + timeoutMs : null;
+  const stepEnv = { ...env, BUILDCOORD_JOB: job.id, BUILDCOORD_ATTEMPT: String(job.attempt), BUILDCOORD_COMMIT: commit };
+  const steps: StepRecord[] = [];
+  const ctx: StepContext = {
+    job,
+    dir,
+    base,
+    config: deps.config,
+    env: stepEnv,
     logFile,
-    timeoutMs,
-    signal,
-    graceMs: deps.graceMs,
     redact,
-  });
-  await note(r.summary);
-  const status = r.aborted ? 'cancelled' : r.exitCode === 0 && !r.timedOut ? 'completed' : 'failed';
-  return { status, summary: `${cmd.command} ${r.summary}`, exitCode: r.exitCode, durationMs: Date.now() - started, commit, logFile };
+    note,
+    signal,
+    pump: deps.pump ?? null,
+    async run(name, command, args, o = {}): Promise<RunResult> {
+      const left = deadline === null ? undefined : Math.max(1, deadline - Date.now());
+      const limit = o.timeoutMs !== undefined && left !== undefined ? Math.min(o.timeoutMs, left) : (o.timeoutMs ?? left);
+      if (!o.logFile) await note(`${name}: ${[command, ...args].join(' ')}`);
+      const r = await deps.runner({ command, args, cwd: o.cwd ?? dir, env: { ...stepEnv, ...o.env }, logFile: o.logFile ?? logFile, timeoutMs: limit, signal, graceMs: deps.graceMs, redact });
+      // A job-level timeout says so in the job's terms, not the step's.
+      const summary = r.timedOut && deadline !== null && (o.timeoutMs === undefined || left! <= o.timeoutMs) ? `timed out after the job's ${Math.round(timeoutMs! / 1000)} s` : r.summary;
+      steps.push({ name, command, args: args.map(redact), exit_code: r.exitCode, duration_seconds: Math.round(r.durationMs / 100) / 10, summary });
+      if (!o.logFile) await note(`${name}: ${summary}`);
+      return { ...r, summary };
+    },
+  };
+
+  const outcomes: Array<[string, StepOutcome]> = [];
+  if (custom) {
+    const r = await ctx.run(job.type, custom.command, custom.args);
+    const ok = r.exitCode === 0 && !r.timedOut && !r.aborted;
+    outcomes.push([job.type, { ok, summary: `${custom.command} ${r.summary}`, exitCode: r.exitCode, aborted: r.aborted, files: [], mode: 'command' }]);
+  } else {
+    const plan = job.type === 'build' ? ['maven', 'deb'] : [job.type];
+    for (const kind of plan) {
+      const o = kind === 'maven' ? await runMaven(ctx, maven!) : kind === 'deb' ? await runDeb(ctx) : await runMake(ctx);
+      outcomes.push([kind, o]);
+      if (!o.ok) break;
+      if (signal.aborted) break;
+    }
+    if (plan.length > outcomes.length && outcomes.every(([, o]) => o.ok)) outcomes.push(['stopped', { ok: false, summary: 'stopped between steps', exitCode: null, aborted: true, files: [] }]);
+  }
+
+  const ok = outcomes.every(([, o]) => o.ok) && !signal.aborted;
+  const aborted = signal.aborted || outcomes.some(([, o]) => o.aborted);
+  const status: ExecResult['status'] = ok ? 'completed' : aborted ? 'cancelled' : 'failed';
+  const last = outcomes[outcomes.length - 1]?.[1];
+  let summary = outcomes.length > 1 ? outcomes.map(([k, o]) => `${k}: ${o.summary}`).join('; ') : (last?.summary ?? 'nothing ran');
+  if (job.type === 'build' && !ok && outcomes.length === 1) summary += '; deb not run';
+  const mode = outcomes.map(([, o]) => o.mode).filter(Boolean).join('+') || null;
+  const details: Record<string, unknown> = { mode };
+  for (const [, o] of outcomes) Object.assign(details, o.details);
+
+  let artifacts: Artifact[] = [];
+  let where: string | null = null;
+  if (ok) {
+    const files = outcomes.flatMap(([, o]) => o.files);
+    if (files.length) {
+      const builder = job.assigned_to ?? deps.config.builder ?? hostname();
+      try {
+        where = await artifactDir(deps.config.artifacts_dir ?? DEFAULT_ARTIFACTS_DIR, builder, job.type, clock());
+        artifacts = await collect(files, where);
+        for (const a of artifacts) await note(`artifact ${a.path} (${a.size} bytes, sha256 ${a.sha256})`);
+      } catch (e) {
+        return { ...(await fail(`the build succeeded but its artifacts could not be stored: ${(e as Error).message}`, 'failed', commit)), exitCode: 0 };
+      }
+    }
+  }
+  summary = clip(redact(summary));
+  await note(`${status}: ${summary}`);
+  const finishedAt = clock();
+  const manifest: Record<string, unknown> = {
+    job: job.id,
+    attempt: job.attempt,
+    builder: job.assigned_to ?? deps.config.builder ?? null,
+    type: job.type,
+    source: redact(source),
+    branch: job.branch,
+    commit,
+    status,
+    summary,
+    started_at: startedAt.toISOString(),
+    finished_at: finishedAt.toISOString(),
+    duration_seconds: Math.round((Date.now() - started) / 100) / 10,
+    mode,
+    steps,
+    artifacts_dir: where,
+    artifacts,
+    ...details,
+  };
+  return {
+    status,
+    summary,
+    exitCode: last?.exitCode ?? null,
+    durationMs: Date.now() - started,
+    commit,
+    logFile,
+    manifest,
+    artifacts: artifacts.map((a) => a.path),
+    details,
+  };
 }

@@ -1,7 +1,7 @@
 // `buildcoord agent` (the daemon, in the foreground for systemd/OpenRC) and
 // `buildcoord heartbeat squash`.
 
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { pino } from 'pino';
 import type { Argv } from 'yargs';
 import { loadConfigFile, type FileConfig } from '../config.js';
@@ -9,6 +9,7 @@ import { UsageError } from '../errors.js';
 import { parseCount, parseDuration, parseLabel, parseName } from '../model/input.js';
 import { agentVersion } from '../paths.js';
 import { Agent, type AgentSettings } from '../daemon/agent.js';
+import { parseDistccHosts } from '../builds/distcc.js';
 import { squashBranch } from '../store/heartbeat.js';
 import type { Handler } from './cmd-jobs.js';
 import type { Context } from './context.js';
@@ -40,6 +41,24 @@ export function resolveSettings(argv: Record<string, unknown>, env: NodeJS.Proce
   let labels: Record<string, string> = { ...(file.labels ?? {}) };
   const labelArgs = argv.label !== undefined ? (Array.isArray(argv.label) ? argv.label : [argv.label]) : env.BUILDCOORD_LABELS ? env.BUILDCOORD_LABELS.split(',').filter(Boolean) : null;
   if (labelArgs) labels = Object.fromEntries(labelArgs.map((l) => parseLabel(l)));
+  // Build settings reach the executor through the config it is given; the
+  // file's own object is kept when nothing overrides it.
+  let config: FileConfig = file;
+  const [hosts, hostsFrom] = pick('distcc-hosts', 'BUILDCOORD_DISTCC_HOSTS', file.distcc_hosts, undefined);
+  if (hosts !== undefined) {
+    if (typeof hosts !== 'string') throw new UsageError(`${hostsFrom}: expected DISTCC_HOSTS text such as "127.0.0.1:3632/4,lzo"`);
+    try {
+      parseDistccHosts(hosts);
+    } catch (e) {
+      throw new UsageError(`${hostsFrom}: ${(e as Error).message}`);
+    }
+    if (hosts.trim() !== file.distcc_hosts) config = { ...config, distcc_hosts: hosts.trim() };
+  }
+  const [artifacts, artifactsFrom] = pick('artifacts-dir', 'BUILDCOORD_ARTIFACTS_DIR', file.artifacts_dir, undefined);
+  if (artifacts !== undefined) {
+    if (typeof artifacts !== 'string' || artifacts.trim() === '') throw new UsageError(`${artifactsFrom}: expected a directory`);
+    if (resolve(artifacts) !== file.artifacts_dir) config = { ...config, artifacts_dir: resolve(artifacts) };
+  }
   return {
     builder,
     pollMs,
@@ -50,7 +69,7 @@ export function resolveSettings(argv: Record<string, unknown>, env: NodeJS.Proce
     maxReclaims: parseCount(m, mFrom, 1, 100),
     labels,
     workDir: join(home, 'agents', builder),
-    config: file,
+    config,
     version: agentVersion(),
   };
 }
@@ -68,6 +87,8 @@ export function registerAgentCommands(y: Argv, handler: Handler): Argv {
           .option('grace', { type: 'string', describe: 'On SIGTERM, how long a running job may go on before it is stopped and handed back' })
           .option('concurrency', { type: 'string', describe: 'Jobs at once (default 1)' })
           .option('label', { type: 'string', array: true, describe: "This builder's labels, key=value (repeatable)" })
+          .option('distcc-hosts', { type: 'string', describe: 'distcc hosts for make jobs, DISTCC_HOSTS syntax, e.g. "10.0.0.2:3632/8,lzo"; add ,cpp for pump mode (default: BUILDCOORD_DISTCC_HOSTS or the config file)' })
+          .option('artifacts-dir', { type: 'string', describe: 'Where builds leave artifacts, as DIR/<builder>/<type>/<timestamp>/ (default: BUILDCOORD_ARTIFACTS_DIR, the config file, else /root/artifacts)' })
           .option('max-reclaims', { type: 'string', describe: 'A job taken back from silent builders more often than this fails (default 3)' })
           .option('log-level', { type: 'string', choices: ['trace', 'debug', 'info', 'warn', 'error'], describe: 'Log level (default info)' })
           .example('$0 agent --builder build1 --repo ssh://git@git.example.org/fleet/coordination.git', 'run builder build1')

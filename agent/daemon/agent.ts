@@ -191,6 +191,7 @@ export class Agent {
       system,
       agent_version: this.s.version,
       current_jobs: final ? [] : [...this.running.keys()],
+      distcc_mode: this.distccMode,
       leases: final
         ? []
         : [...this.running.values()].map((r) => ({ id: r.job.id, attempt: r.job.attempt, expires_at: new Date(now.getTime() + this.s.leaseMs).toISOString() })),
@@ -299,6 +300,9 @@ export class Agent {
     }
   }
 
+  /** The distcc mode the last distributed build really ran in, for the fleet view. */
+  private distccMode: HeartbeatFile['distcc_mode'] = null;
+
   /** A slot is free and has not yet looked at the current main for work. */
   private wantClaim = true;
 
@@ -379,6 +383,8 @@ export class Agent {
     this.wantClaim = true;
     if (entry.reason === 'fenced') {
       this.log.warn({ job: job.id, attempt: job.attempt }, 'fenced attempt ended; nothing written');
+      // Nothing about the job, but our own status must stop saying we build it.
+      if (this.running.size === 0) await setState(this.store, this.s.builder, 'idle', this.clock, this.s.version).catch(() => {});
       return;
     }
     if (entry.reason === 'drain') {
@@ -391,6 +397,8 @@ export class Agent {
       return;
     }
     const status = entry.reason === 'cancel' ? 'cancelled' : res.status;
+    const distcc = res.details?.distcc as { mode?: 'pump' | 'distcc' | 'local'; pump_requested?: boolean } | undefined;
+    if (distcc?.mode) this.distccMode = distcc.pump_requested && distcc.mode !== 'pump' && distcc.mode !== 'local' ? 'pump-broken' : distcc.mode;
     let tail = '';
     if (res.logFile) {
       try {

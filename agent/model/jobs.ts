@@ -100,6 +100,11 @@ export interface BuilderFacts {
   types?: string[];
 }
 
+/** Labels in these namespaces carry build parameters (validated by the builder before it runs anything). */
+export function isParameterLabel(key: string): boolean {
+  return key.startsWith('maven.');
+}
+
 export type Blocker = null | 'dependencies' | 'dependency-failed' | 'pinned' | 'labels' | 'type';
 
 /** Why a queued job cannot run on this builder now (null: it can). */
@@ -112,7 +117,11 @@ export function blocker(file: JobsFile, job: Job, builder?: BuilderFacts): Block
   }
   if (builder) {
     if (job.on && job.on !== builder.name) return 'pinned';
-    for (const [k, v] of Object.entries(job.labels ?? {})) if (builder.labels?.[k] !== v) return 'labels';
+    for (const [k, v] of Object.entries(job.labels ?? {})) {
+      // "maven.goals", "maven.profiles": parameters for the build, not a builder property to match.
+      if (isParameterLabel(k)) continue;
+      if (builder.labels?.[k] !== v) return 'labels';
+    }
     if (builder.types && !builder.types.includes(job.type)) return 'type';
   }
   return null;
