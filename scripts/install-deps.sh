@@ -22,6 +22,8 @@ packages=(
   chromium
   # the service test runs the OpenRC script with openrc-run (installing it does not change the init system)
   openrc
+  # pump restore: rebuilding distcc's include server for this Python
+  autoconf automake python3-dev binutils patch
 )
 # Any JDK will do; only pull Debian's default one when there is no javac.
 if ! command -v javac >/dev/null 2>&1; then

@@ -20,6 +20,8 @@ import { runMake } from './make.js';
 import { mavenPlan, runMaven } from './maven.js';
 import { type ProcessRunner, type RunResult, makeRedactor } from './runner.js';
 import { checkout } from './source.js';
+import { runSmoketest } from './smoketest.js';
+import { PumpRestoreError, restorePump } from './pump.js';
 import { RefusedError, which, type StepContext, type StepOutcome, type StepRecord } from './step.js';
 
 export interface ExecDeps {
@@ -34,6 +36,8 @@ export interface ExecDeps {
   clock?: () => Date;
   /** distcc-pump for pump builds when the config names none (e.g. a managed one with a rebuilt include server); default: distcc-pump on PATH. */
   pump?: string | null;
+  /** BUILDCOORD_HOME: where pump-restore installs the rebuilt include server. */
+  home?: string;
 }
 
 export interface ExecResult {
@@ -57,6 +61,9 @@ export const BUILTIN_TYPES: Record<string, string[]> = {
   maven: ['mvn'],
   deb: ['dpkg-buildpackage'],
   make: ['make'],
+  // No checkout: they test and repair this builder's distcc itself.
+  'distcc-smoketest': ['distcc', 'gcc'],
+  'pump-restore': ['distcc-pump', 'distccd', 'make', 'gcc', 'patch', 'tar', 'autoconf', 'automake'],
 };
 
 /** The command for a builder-declared job type (or plain make), or null if this builder does not run that type that way. */
@@ -116,6 +123,36 @@ export async function executeJob(job: Job, signal: AbortSignal, deps: ExecDeps):
 
   const own = deps.config.types?.[job.type];
   if (!own && !BUILTIN_TYPES[job.type]) return fail(`job type ${job.type} is not supported on this builder (it runs: ${supportedTypes(deps.config, env).join(', ')})`);
+  if (!own && job.type === 'distcc-smoketest') {
+    const r = await runSmoketest(deps.config.distcc_hosts ?? '', join(base, 'smoketest'), logFile, deps.runner, { env, signal });
+    return {
+      status: signal.aborted ? 'cancelled' : r.ok ? 'completed' : 'failed',
+      summary: clip(redact(r.summary)),
+      exitCode: r.ok ? 0 : 1,
+      durationMs: Date.now() - started,
+      commit: null,
+      logFile,
+      details: { smoketest: { local: r.local, hosts: r.hosts, skipped: r.skipped } },
+    };
+  }
+  if (!own && job.type === 'pump-restore') {
+    if (!deps.home) return fail('pump-restore needs the agent home directory');
+    try {
+      const r = await restorePump({ home: deps.home, source: deps.config.distcc_source, patchesDir: deps.config.distcc_patches, runner: deps.runner, env, signal, clock, alsoLog: logFile });
+      return {
+        status: 'completed',
+        summary: clip(redact(`pump restored: ${r.dir} (python ${r.python_version}); ${r.verify.reason}`)),
+        exitCode: 0,
+        durationMs: Date.now() - started,
+        commit: null,
+        logFile,
+        details: { pump: r.pump, restore_log: r.log, patches: r.patches, steps: r.steps },
+      };
+    } catch (e) {
+      if (!(e instanceof PumpRestoreError)) throw e;
+      return { status: signal.aborted ? 'cancelled' : 'failed', summary: clip(redact(e.message)), exitCode: null, durationMs: Date.now() - started, commit: null, logFile, details: { step: e.step, restore_log: e.logFile } };
+    }
+  }
   const source = job.source ?? deps.defaultSource;
   if (!source) return fail('the job names no source and shared/build_config.json has no default_source');
   let maven: { goals: string[]; profiles: string[] } | null = null;

@@ -12,6 +12,7 @@ import { registerAgentCommands } from './cmd-agent.js';
 import { registerFleetCommands } from './cmd-fleet.js';
 import { registerDashboardCommands } from './cmd-dashboard.js';
 import { registerLogsCommands } from './cmd-logs.js';
+import { registerDoctorCommands } from './cmd-doctor.js';
 import { Context, type GlobalArgs, type Io } from './context.js';
 
 export { EXIT_CODES_HELP };
@@ -68,6 +69,7 @@ export function buildCli(args: string[], io: Io, outcome: { exitCode: number } =
   y = registerLockCommands(y, handler);
   y = registerDashboardCommands(y, handler);
   y = registerLogsCommands(y, handler);
+  y = registerDoctorCommands(y, handler);
   return y.demandCommand(1, 'name a command (see --help)').help().alias('h', 'help');
 }
 

@@ -69,6 +69,7 @@ export function resolveSettings(argv: Record<string, unknown>, env: NodeJS.Proce
     maxReclaims: parseCount(m, mFrom, 1, 100),
     labels,
     workDir: join(home, 'agents', builder),
+    home,
     config,
     version: agentVersion(),
   };

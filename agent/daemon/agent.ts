@@ -16,6 +16,7 @@ import { newId } from '../model/jobs.js';
 import { PATHS, type BuildConfigFile, type HeartbeatFile, type Job, type JobsFile, type MessagesFile } from '../model/types.js';
 import { executeJob, supportedTypes, type ExecDeps, type ExecResult } from '../builds/execute.js';
 import { runProcess, type ProcessRunner } from '../builds/runner.js';
+import { pumpCommand } from '../builds/pump.js';
 import { HeartbeatWriter, readHeartbeats } from '../store/heartbeat.js';
 import type { Store } from '../store/store.js';
 import { agentClaim, agentComplete, agentHandBack, agentInbox, agentReclaim, setState, unreadFrom, type Completion } from './transitions.js';
@@ -32,6 +33,8 @@ export interface AgentSettings {
   maxReclaims: number;
   /** Source caches, workspaces, full logs, pending results. */
   workDir: string;
+  /** BUILDCOORD_HOME (the managed pump install lives under it). */
+  home: string;
   config: FileConfig;
   version: string;
 }
@@ -371,6 +374,9 @@ export class Agent {
       config: this.s.config,
       defaultSource: this.defaultSource,
       graceMs: Math.min(this.s.graceMs, 10_000),
+      home: this.s.home,
+      // Looked up per job: a pump restore takes effect at the next build, no restart.
+      pump: pumpCommand(this.s.home),
     })
       .then((res) => this.finish(entry, res))
       .catch((e) => this.finish(entry, { status: 'failed', summary: `internal error: ${(e as Error).message}`, exitCode: null, durationMs: 0, commit: null, logFile: '' }))
