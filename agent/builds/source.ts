@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OperationError } from '../errors.js';
-import { execaGit, type GitRunner } from '../store/git.js';
+import { spawnGit, type GitRunner } from '../store/git.js';
 
 export interface Checkout {
   dir: string;
@@ -36,7 +36,7 @@ export async function checkout(
   branch: string,
   commit: string | null,
   workspace: string,
-  git: GitRunner = execaGit,
+  git: GitRunner = spawnGit,
 ): Promise<Checkout> {
   if (source.startsWith('-')) throw new OperationError(`source ${JSON.stringify(source)} is not a git URL or path`);
   const mirror = join(cacheDir, cacheName(source));

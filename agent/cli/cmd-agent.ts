@@ -2,13 +2,12 @@
 // `buildcoord heartbeat squash`.
 
 import { join, resolve } from 'node:path';
-import { pino } from 'pino';
 import type { Argv } from 'yargs';
 import { loadConfigFile, type FileConfig } from '../config.js';
 import { UsageError } from '../errors.js';
 import { parseCount, parseDuration, parseLabel, parseName } from '../model/input.js';
 import { agentVersion } from '../paths.js';
-import { Agent, type AgentSettings } from '../daemon/agent.js';
+import type { AgentSettings } from '../daemon/agent.js';
 import { parseDistccHosts } from '../builds/distcc.js';
 import { squashBranch } from '../store/heartbeat.js';
 import type { Handler } from './cmd-jobs.js';
@@ -121,6 +120,8 @@ export function registerAgentCommands(y: Argv, handler: Handler): Argv {
 }
 
 async function runAgent(ctx: Context, argv: Record<string, unknown>): Promise<void> {
+  // Loaded here, not at start-up: every other command would pay for the daemon's modules.
+  const [{ pino }, { Agent }] = await Promise.all([import('pino'), import('../daemon/agent.js')]);
   const settings = resolveSettings(argv, ctx.io.env, ctx.config, ctx.home);
   const level = (argv['log-level'] as string | undefined) ?? ctx.io.env.BUILDCOORD_LOG_LEVEL ?? ctx.config.log_level ?? 'info';
   // JSON lines for journald; a person at a terminal gets them pretty.
@@ -155,4 +156,7 @@ async function runAgent(ctx: Context, argv: Record<string, unknown>): Promise<vo
     }, 50);
   });
   log.flush?.();
+  // Drained and offline: nothing may keep a stopped daemon alive (a stray timer,
+  // a child's pipe). Give the event loop a moment to empty, then leave.
+  setTimeout(() => process.exit(0), 2000).unref();
 }

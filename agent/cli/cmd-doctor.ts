@@ -3,9 +3,9 @@
 
 import type { Argv } from 'yargs';
 import { EXIT } from '../errors.js';
-import { DEFAULT_MAX_COMMITS_PER_DAY, runDoctor, type CheckRow } from '../doctor/doctor.js';
+import type { CheckRow } from '../doctor/doctor.js';
 import { parseCount } from '../model/input.js';
-import { pumpInstallInfo, restorePump, RESTORE_STEPS } from '../builds/pump.js';
+
 import type { Handler } from './cmd-jobs.js';
 import { clean, table } from './format.js';
 
@@ -20,7 +20,7 @@ export function registerDoctorCommands(y: Argv, handler: Handler): Argv {
         a
           .option('distcc-hosts', { type: 'string', describe: 'DISTCC_HOSTS to check (default: BUILDCOORD_DISTCC_HOSTS, else "distcc_hosts" in the config file)' })
           .option('artifacts-dir', { type: 'string', describe: 'Artifacts directory to check (default: BUILDCOORD_ARTIFACTS_DIR, else "artifacts_dir" in the config file)' })
-          .option('max-commits-per-day', { type: 'number', default: DEFAULT_MAX_COMMITS_PER_DAY, describe: 'Warn when main grows faster than this (a sign of housekeeping commits on main)' })
+          .option('max-commits-per-day', { type: 'number', default: 2000, describe: 'Warn when main grows faster than this (a sign of housekeeping commits on main)' })
           .option('strict', { type: 'boolean', default: false, describe: 'Warnings fail too (exit 1)' })
           .example('$0 doctor', 'one row per check; failing rows say what to do')
           .example('$0 doctor --distcc-hosts "10.0.0.2:3632/8,cpp,lzo" --json', '{"ok": ..., "checks": [{"id", "status", "detail", "fix"}]}'),
@@ -29,6 +29,7 @@ export function registerDoctorCommands(y: Argv, handler: Handler): Argv {
         const maxPerDay = parseCount(argv['max-commits-per-day'], '--max-commits-per-day', 1, 10_000_000);
         const distccHosts = (argv['distcc-hosts'] as string | undefined) ?? (env.BUILDCOORD_DISTCC_HOSTS || undefined) ?? ctx.config.distcc_hosts ?? null;
         const artifactsDir = (argv['artifacts-dir'] as string | undefined) ?? (env.BUILDCOORD_ARTIFACTS_DIR || undefined) ?? ctx.config.artifacts_dir ?? null;
+        const { runDoctor } = await import('../doctor/doctor.js');
         const report = await runDoctor({
           store: await ctx.store(),
           config: ctx.config,
@@ -57,7 +58,7 @@ export function registerDoctorCommands(y: Argv, handler: Handler): Argv {
       p
         .command(
           'restore',
-          `Rebuild distcc's include server from source with patches/distcc/, install it under BUILDCOORD_HOME/pump/, verify a real pump compile, then switch pump builds to it. Steps: ${RESTORE_STEPS.join(', ')}`,
+          `Rebuild distcc's include server from source with patches/distcc/, install it under BUILDCOORD_HOME/pump/, verify a real pump compile, then switch pump builds to it. Steps: fetch source, unpack, patch, autogen, configure, make include-server, install, verify`,
           (a) =>
             a
               .option('source', { type: 'string', describe: 'distcc source directory or tarball (default: "distcc_source" in the config file)' })
@@ -67,6 +68,7 @@ export function registerDoctorCommands(y: Argv, handler: Handler): Argv {
               .example('$0 pump restore --source /var/cache/buildcoord/distcc-src/distcc_3.4+really3.4.orig.tar.gz', 'rebuild, verify, switch')
               .epilogue(`A failed restore names its step and leaves the previous install (BUILDCOORD_HOME/pump/current) in use. The log of every run stays in BUILDCOORD_HOME/pump/restore-<timestamp>.log.`),
           handler(async (ctx, argv) => {
+            const { restorePump } = await import('../builds/pump.js');
             const result = await restorePump({
               home: ctx.home,
               source: (argv.source as string | undefined) ?? ctx.config.distcc_source ?? null,
@@ -94,6 +96,7 @@ export function registerDoctorCommands(y: Argv, handler: Handler): Argv {
           'Which distcc-pump pump builds use: the restored one (BUILDCOORD_HOME/pump/current) or the distribution\'s',
           (a) => a.example('$0 pump status --json', '{"current": {...} | null}'),
           handler(async (ctx) => {
+            const { pumpInstallInfo } = await import('../builds/pump.js');
             const info = await pumpInstallInfo(ctx.home);
             const configured = ctx.config.distcc_pump ?? null;
             if (ctx.args.json) return ctx.json({ current: info, configured_distcc_pump: configured });

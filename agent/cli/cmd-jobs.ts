@@ -2,7 +2,7 @@
 
 import type { Argv } from 'yargs';
 import { OperationError, PreconditionError, UsageError } from '../errors.js';
-import { blocker, findJob, runOrder } from '../model/jobs.js';
+import { blocker, findJob, indexJobs, runOrder } from '../model/jobs.js';
 import { parseBranch, parseCommit, parseCount, parseDuration, parseJobId, parseLabel, parseName, parsePriority, parseSource, parseText, parseType } from '../model/input.js';
 import { JOB_STATUSES, type Job } from '../model/types.js';
 import { addJobs, addProfile, claimNext, completeJob, readJobs, type JobDraft } from '../store/ops.js';
@@ -132,6 +132,7 @@ export function registerJobCommands(y: Argv, handler: Handler): Argv {
           );
           if (ctx.args.json) return ctx.json(jobs);
           const now = ctx.io.clock();
+          const byId = indexJobs(file);
           ctx.io.out(
             table(
               ['ID', 'STATUS', 'PRI', 'TYPE', 'BRANCH', 'ASSIGNED', 'ATT', 'AGE', 'NOTE'],
@@ -144,7 +145,7 @@ export function registerJobCommands(y: Argv, handler: Handler): Argv {
                 j.assigned_to ?? '-',
                 String(j.attempt),
                 ago(j.created_at, now),
-                j.status === 'queued' ? (blocker(file, j) ?? '') : clean(String(j.result?.summary ?? ''), 40),
+                j.status === 'queued' ? (blocker(file, j, undefined, byId) ?? '') : clean(String(j.result?.summary ?? ''), 40),
               ]),
             ),
           );

@@ -140,7 +140,7 @@ export class Agent {
   private schedule(): void {
     for (const t of this.timers) t.stop();
     const onError = (e: unknown) => this.log.error({ err: (e as Error).message }, 'scheduled work failed');
-    this.timers = [every(this.s.pollMs, () => this.tick(), onError), every(this.s.heartbeatMs, () => this.heartbeat(), onError)];
+    this.timers = [every(this.s.pollMs, () => this.tick(), onError, { spread: true }), every(this.s.heartbeatMs, () => this.heartbeat(), onError)];
   }
 
   /** SIGHUP: new settings from the config file; running jobs go on. */

@@ -1,6 +1,7 @@
 // Periodic work that never overlaps itself. Whole-second intervals that fit a
 // cron field run on node-cron (what operators read in logs and expect from a
-// daemon); anything finer, as tests use, on a plain timer.
+// daemon); anything finer, as tests use, on a plain timer; work that many
+// builders would otherwise do in the same instant (polling), spread out.
 
 import cron from 'node-cron';
 
@@ -16,7 +17,7 @@ function cronExpression(ms: number): string | null {
   return null;
 }
 
-export function every(ms: number, fn: () => Promise<void>, onError: (e: unknown) => void): Stoppable {
+export function every(ms: number, fn: () => Promise<void>, onError: (e: unknown) => void, opts: { spread?: boolean } = {}): Stoppable {
   let busy = false;
   const run = () => {
     if (busy) return; // the previous run is still going: skip, never pile up
@@ -25,6 +26,25 @@ export function every(ms: number, fn: () => Promise<void>, onError: (e: unknown)
       .catch(onError)
       .finally(() => (busy = false));
   };
+  if (opts.spread) {
+    // Builders polling on the same wall-clock second all race for the same job and
+    // all but one lose a push: each waits its own, slightly varying interval.
+    let stopped = false;
+    let t: NodeJS.Timeout;
+    const next = () => {
+      t = setTimeout(() => {
+        run();
+        if (!stopped) next();
+      }, ms * (0.8 + 0.4 * Math.random()));
+    };
+    next();
+    return {
+      stop: () => {
+        stopped = true;
+        clearTimeout(t);
+      },
+    };
+  }
   const expr = cronExpression(ms);
   if (expr) {
     const task = cron.schedule(expr, run, { noOverlap: false });

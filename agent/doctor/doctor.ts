@@ -20,7 +20,7 @@ import { hostsValue, parseDistccHosts, probeTcp, type HostSpec } from '../builds
 import { pumpInstallInfo, pumpProbe } from '../builds/pump.js';
 import { runProcess, type ProcessRunner } from '../builds/runner.js';
 import { runSmoketest } from '../builds/smoketest.js';
-import { execaGit, readRef } from '../store/git.js';
+import { spawnGit, readRef } from '../store/git.js';
 import type { Store } from '../store/store.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
@@ -173,7 +173,7 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
     add({ id: 'remote.writable', check: 'remote writable', status: 'skip', detail: tip ? 'the private clone has not fetched main yet' : 'the remote could not be read' });
   } else {
     const probeRef = 'refs/heads/buildcoord-doctor-probe';
-    const r = await execaGit(cloneDir, ['push', '--dry-run', '--porcelain', '--no-verify', 'origin', `${localMain}:${probeRef}`], { timeoutMs: 60_000 });
+    const r = await spawnGit(cloneDir, ['push', '--dry-run', '--porcelain', '--no-verify', 'origin', `${localMain}:${probeRef}`], { timeoutMs: 60_000 });
     const line = r.stdout.split('\n').find((l) => l.includes(`:${probeRef}\t`)) ?? '';
     let fsProblem: string | null = null;
     const path = localPath(store.remote);

@@ -108,8 +108,12 @@ export function isParameterLabel(key: string): boolean {
 export type Blocker = null | 'dependencies' | 'dependency-failed' | 'pinned' | 'labels' | 'type';
 
 /** Why a queued job cannot run on this builder now (null: it can). */
-export function blocker(file: JobsFile, job: Job, builder?: BuilderFacts): Blocker {
-  const byId = new Map(file.jobs.map((j) => [j.id, j]));
+export function indexJobs(file: JobsFile): Map<string, Job> {
+  return new Map(file.jobs.map((j) => [j.id, j]));
+}
+
+/** Pass `byId` when asking about many jobs of one file: building it per call is quadratic. */
+export function blocker(file: JobsFile, job: Job, builder?: BuilderFacts, byId: Map<string, Job> = indexJobs(file)): Blocker {
   for (const dep of job.dependencies) {
     const d = byId.get(dep);
     if (!d || d.status === 'failed' || d.status === 'cancelled') return 'dependency-failed';
@@ -128,7 +132,8 @@ export function blocker(file: JobsFile, job: Job, builder?: BuilderFacts): Block
 }
 
 export function eligible(file: JobsFile, builder: BuilderFacts): Job[] {
-  return file.jobs.filter((j) => j.status === 'queued' && !j.cancel_requested && blocker(file, j, builder) === null).sort(compareQueue);
+  const byId = indexJobs(file);
+  return file.jobs.filter((j) => j.status === 'queued' && !j.cancel_requested && blocker(file, j, builder, byId) === null).sort(compareQueue);
 }
 
 /** The queue in the order it will run: queued jobs by priority and age, running ones first. */

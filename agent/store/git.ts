@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { execa, type ResultPromise } from 'execa';
+import { spawn, type ChildProcess } from 'node:child_process';
 
 export interface GitResult {
   exitCode: number;
@@ -36,20 +36,39 @@ export const GIT_ENV: Record<string, string> = {
   GIT_SSH_COMMAND: process.env.GIT_SSH_COMMAND ?? 'ssh -o BatchMode=yes -o ConnectTimeout=10',
 };
 
-export const execaGit: GitRunner = async (gitDir, args, opts = {}) => {
-  const full = gitDir ? ['--git-dir', gitDir, ...args] : args;
-  const r = await execa('git', full, {
-    reject: false,
-    input: opts.input,
-    timeout: opts.timeoutMs,
-    env: { ...GIT_ENV, ...opts.env },
-    stripFinalNewline: false,
+/**
+ * Runs one git command. node:child_process rather than execa here: this is on
+ * every CLI call's path, and loading execa cost more than the fetch itself.
+ * (Builds go through execa in agent/builds/runner.ts.)
+ */
+export const spawnGit: GitRunner = (gitDir, args, opts = {}) =>
+  new Promise((resolve) => {
+    const full = gitDir ? ['--git-dir', gitDir, ...args] : args;
+    const child = spawn('git', full, { env: { ...process.env, ...GIT_ENV, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let timedOut = false;
+    const timer = opts.timeoutMs
+      ? setTimeout(() => {
+          timedOut = true;
+          child.kill('SIGKILL');
+        }, opts.timeoutMs)
+      : null;
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.stdin.on('error', () => {});
+    child.stdin.end(opts.input ?? '');
+    child.on('error', (e) => {
+      if (timer) clearTimeout(timer);
+      resolve({ exitCode: 127, stdout: '', stderr: `cannot run git: ${e.message}` });
+    });
+    child.on('close', (code) => {
+      if (timer) clearTimeout(timer);
+      const stdout = Buffer.concat(out).toString('utf8');
+      if (timedOut) resolve({ exitCode: 124, stdout, stderr: `git ${args[0]} timed out after ${opts.timeoutMs} ms` });
+      else resolve({ exitCode: code ?? 128, stdout, stderr: Buffer.concat(err).toString('utf8') });
+    });
   });
-  if (r.timedOut) {
-    return { exitCode: 124, stdout: String(r.stdout ?? ''), stderr: `git ${args[0]} timed out after ${opts.timeoutMs} ms` };
-  }
-  return { exitCode: r.exitCode ?? 128, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
-};
 
 export interface TreeEntry {
   mode: string; // '100644', '100755', '40000', '120000', '160000'
@@ -71,35 +90,28 @@ export interface GitObject {
  * made after the reader started.
  */
 export class ObjectReader {
-  private proc: ResultPromise | null = null;
+  private proc: ChildProcess | null = null;
   private buf: Buffer = Buffer.alloc(0);
   private pending: Array<{ resolve: (o: GitObject | null) => void; reject: (e: Error) => void }> = [];
 
   constructor(private readonly gitDir: string) {}
 
-  private start(): ResultPromise {
-    const proc = execa('git', ['--git-dir', this.gitDir, 'cat-file', '--batch'], {
-      env: GIT_ENV,
-      encoding: 'buffer',
-      buffer: false,
-      reject: false,
-      stdin: 'pipe',
-      stdout: 'pipe',
-      stderr: 'ignore',
+  private start(): ChildProcess {
+    const proc = spawn('git', ['--git-dir', this.gitDir, 'cat-file', '--batch'], {
+      env: { ...process.env, ...GIT_ENV },
+      stdio: ['pipe', 'pipe', 'ignore'],
     });
     proc.stdout!.on('data', (chunk: Buffer) => {
       this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
       this.drain();
     });
     const fail = (err: Error) => {
-      this.proc = null;
+      if (this.proc === proc) this.proc = null;
       const waiting = this.pending.splice(0);
       for (const p of waiting) p.reject(err);
     };
-    proc.then(
-      () => fail(new Error('git cat-file exited')),
-      (e: Error) => fail(e),
-    );
+    proc.on('close', () => fail(new Error('git cat-file exited')));
+    proc.on('error', (e) => fail(e));
     proc.stdin!.on('error', () => {});
     this.proc = proc;
     this.hold(false);

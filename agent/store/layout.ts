@@ -4,7 +4,7 @@
 
 import { readdir, readFile, stat, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execaGit, type GitRunner } from './git.js';
+import { spawnGit, type GitRunner } from './git.js';
 import { OperationError, UsageError } from '../errors.js';
 import { packageRoot } from '../paths.js';
 import { PATHS, type StatusFile } from '../model/types.js';
@@ -64,7 +64,7 @@ export async function layoutFiles(
 }
 
 /** Makes a bare repository at a local path when there is none yet. */
-export async function ensureBareRepo(path: string, git: GitRunner = execaGit): Promise<boolean> {
+export async function ensureBareRepo(path: string, git: GitRunner = spawnGit): Promise<boolean> {
   try {
     await stat(join(path, 'HEAD'));
     return false;

@@ -19,7 +19,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { InvalidFileError, OperationError, PermissionError, PreconditionError, UnreachableError } from '../errors.js';
 import { canonicalJson } from '../model/canonical.js';
 import { formatProblem, parseAndValidate, schemaFor, validateDoc } from '../model/validate.js';
-import { commitBody, execaGit, ObjectReader, parseTree, readRef, writeLooseObject, type GitRunner, type Identity } from './git.js';
+import { commitBody, spawnGit, ObjectReader, parseTree, readRef, writeLooseObject, type GitRunner, type Identity } from './git.js';
 import { LocalLock } from './locallock.js';
 import { applyChanges, type FileChanges } from './tree.js';
 
@@ -130,7 +130,7 @@ export class Store {
     this.remote = normalizeRemote(opts.remote);
     this.cloneDir = join(opts.home, 'clones', `${slug(this.remote)}.git`);
     this.actor = opts.actor;
-    this.git = opts.git ?? execaGit;
+    this.git = opts.git ?? spawnGit;
     this.clock = opts.clock ?? (() => new Date());
     this.random = opts.random ?? randomBytes;
     this.log = opts.logger ?? silent;

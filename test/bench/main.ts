@@ -16,7 +16,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { cleanupAll, gitEnv, git, repoRoot, tmpDir } from '../helpers/git.js';
+import { agentSection } from './agent.js';
 import { claimsSection } from './claims.js';
+import { cliSection } from './cli.js';
 
 export interface TargetCheck {
   target: string;
@@ -63,7 +65,7 @@ export interface BenchSection {
 }
 
 /** Run order. Later sections: import them and append here. */
-export const SECTIONS: BenchSection[] = [claimsSection];
+export const SECTIONS: BenchSection[] = [claimsSection, cliSection, agentSection];
 
 function formatCell(value: Cell | undefined, col: Column): string {
   if (value === null || value === undefined) return '-';

@@ -227,8 +227,8 @@ async function startDistccd(): Promise<Distccd> {
 
 describe('builds through executeJob (real tools)', () => {
   it('supports the built-in types whose tools are installed, and the builder’s own', (t) => {
-    if (!tools(t, 'mvn', 'dpkg-buildpackage', 'make')) return;
-    assert.deepEqual(supportedTypes({ types: { lint: { command: '/bin/true', args: [] } } }).sort(), ['build', 'deb', 'lint', 'make', 'maven']);
+    if (!tools(t, 'mvn', 'dpkg-buildpackage', 'make', 'distcc', 'distcc-pump', 'autoconf')) return;
+    assert.deepEqual(supportedTypes({ types: { lint: { command: '/bin/true', args: [] } } }).sort(), ['build', 'deb', 'distcc-smoketest', 'lint', 'make', 'maven', 'pump-restore']);
     assert.deepEqual(supportedTypes({}, { PATH: '/nonexistent' }), [], 'nothing claimed that cannot run');
   });
 

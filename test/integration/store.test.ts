@@ -201,13 +201,13 @@ describe('store over file://', () => {
     const { repo, home } = await freshRemote();
     let dropped = false;
     // A runner that performs the push but reports a dropped connection, once.
-    const { execaGit } = await import('../../agent/store/git.js');
+    const { spawnGit } = await import('../../agent/store/git.js');
     const store = new Store({
       remote: repo.url,
       home,
       actor: 'flaky',
       git: async (dir, args, opts) => {
-        const r = await execaGit(dir, args, opts);
+        const r = await spawnGit(dir, args, opts);
         if (args[0] === 'push' && !dropped) {
           dropped = true;
           return { exitCode: 128, stdout: '', stderr: 'fatal: the remote end hung up unexpectedly' };
@@ -225,7 +225,7 @@ describe('store over file://', () => {
 
   it('gives up with a clear error after bounded attempts when main keeps moving', async () => {
     const { repo, home } = await freshRemote();
-    const { execaGit } = await import('../../agent/store/git.js');
+    const { spawnGit } = await import('../../agent/store/git.js');
     const store = new Store({
       remote: repo.url,
       home,
@@ -233,7 +233,7 @@ describe('store over file://', () => {
       maxAttempts: 3,
       maxBackoffMs: 5,
       git: async (dir, args, opts) =>
-        args[0] === 'push' ? { exitCode: 1, stdout: `To x\n!\tabc:refs/heads/main\t[rejected] (fetch first)\nDone\n`, stderr: '' } : execaGit(dir, args, opts),
+        args[0] === 'push' ? { exitCode: 1, stdout: `To x\n!\tabc:refs/heads/main\t[rejected] (fetch first)\nDone\n`, stderr: '' } : spawnGit(dir, args, opts),
     });
     await assert.rejects(addJobs(store, [draft('never')]), (e: unknown) => e instanceof OperationError && /gave up after 3 push attempts/.test((e as Error).message));
     store.close();

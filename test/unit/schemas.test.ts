@@ -10,6 +10,9 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+const addFormats = addFormatsModule.default;
 
 import {
   SCHEMA_NAMES,
@@ -167,6 +170,10 @@ describe('schemas', () => {
     test(`${name} compiles in strict mode and is documented`, () => {
       // Compiles (strict mode throws on unknown keywords, formats and types).
       assert.ok(Array.isArray(validateWith(name, {}, 'probe.json')));
+      // And is a valid 2020-12 schema: the runtime skips this check for speed.
+      const meta = new Ajv2020({ strict: true, validateSchema: true });
+      addFormats(meta);
+      assert.ok(meta.validateSchema(readSchema(name)), JSON.stringify(meta.errors));
 
       const schema = readSchema(name);
       assert.equal(schema['$schema'], 'https://json-schema.org/draft/2020-12/schema');
