@@ -43,6 +43,7 @@ echo '{"builder": "quickstart"}' > "$BUILDCOORD_HOME/quickstart.json"
 bc() { BUILDCOORD_CONFIG="$BUILDCOORD_HOME/quickstart.json" node "$root/dist/agent/cli/main.js" "$@"; }
 
 pids=()
+distccd_pid=
 cleanup() {
   local rc=$?
   if ((keep)) && ((rc == 0)); then
@@ -53,6 +54,7 @@ cleanup() {
   fi
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [[ -n $distccd_pid ]]; then kill -TERM "$distccd_pid" 2>/dev/null || true; wait "$distccd_pid" 2>/dev/null || true; fi
   ((made_home)) && rm -rf "$BUILDCOORD_HOME"
   return 0
 }
@@ -72,10 +74,25 @@ step "The embedded coordination repository (created on first use)"
 bc job list >/dev/null
 echo "$BUILDCOORD_HOME/coordination.git"
 
+distcc_args=()
+if command -v distccd >/dev/null 2>&1; then
+  step "A distcc worker on 127.0.0.1, so the builds compile through distcc"
+  port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+  # --log-stderr: as root distccd drops to the distccd user, which could not write a log file here.
+  distccd --daemon --no-detach --listen 127.0.0.1 --port "$port" --allow 127.0.0.1 --log-stderr --log-level=info --jobs 2 \
+    2>"$BUILDCOORD_HOME/distccd.log" &
+  distccd_pid=$!
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  distcc_args=(--distcc-hosts "127.0.0.1:$port/2")
+  echo "distccd: pid $distccd_pid, 127.0.0.1:$port, log $BUILDCOORD_HOME/distccd.log"
+else
+  echo "(no distccd on this machine: the builds compile locally)"
+fi
+
 step "Two agents on this machine: build1 and build2"
 for b in build1 build2; do
   BUILDCOORD_CONFIG="$BUILDCOORD_HOME/quickstart.json" node "$root/dist/agent/cli/main.js" agent --builder "$b" \
-    --poll 500ms --heartbeat 2s --lease 20s --grace 10s >"$BUILDCOORD_HOME/$b.log" 2>&1 &
+    --poll 500ms --heartbeat 2s --lease 20s --grace 10s "${distcc_args[@]}" >"$BUILDCOORD_HOME/$b.log" 2>&1 &
   pids+=($!)
   echo "$b: pid $!, log $BUILDCOORD_HOME/$b.log"
 done
@@ -99,6 +116,9 @@ grep -h '"msg":"claimed"' "$BUILDCOORD_HOME"/build1.log "$BUILDCOORD_HOME"/build
 
 step "The queue afterwards"
 bc job list --all
+if [[ -n $distccd_pid ]]; then
+  echo "distccd compiled $(grep -c COMPILE_OK "$BUILDCOORD_HOME/distccd.log" || true) files for the builders"
+fi
 
 step "One job's pushed log"
 first=$(bc job list --all --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{console.log(JSON.parse(s)[0].id)})')
