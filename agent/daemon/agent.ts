@@ -19,7 +19,7 @@ import { runProcess, type ProcessRunner } from '../builds/runner.js';
 import { pumpCommand } from '../builds/pump.js';
 import { HeartbeatWriter, readHeartbeats } from '../store/heartbeat.js';
 import type { Store } from '../store/store.js';
-import { agentClaim, agentComplete, agentHandBack, agentInbox, agentReclaim, setState, unreadFrom, type Completion } from './transitions.js';
+import { agentClaim, agentComplete, agentHandBack, agentInbox, agentReclaim, setState, unreadFrom, type Completion, type DashboardContext } from './transitions.js';
 import { every, type Stoppable } from './schedule.js';
 
 export interface AgentSettings {
@@ -309,13 +309,31 @@ export class Agent {
   /** A slot is free and has not yet looked at the current main for work. */
   private wantClaim = true;
 
+  private readonly dashBuilders = new Set<string>();
+
+  /** What the claim and completion commits need to keep shared/health_dashboard.json current; undefined if heartbeats cannot be read now. */
+  private async dashboard(): Promise<DashboardContext | undefined> {
+    try {
+      const heartbeats = new Map<string, HeartbeatFile>();
+      for (const h of await readHeartbeats(this.store)) if (h.doc) heartbeats.set(h.builder, h.doc);
+      this.dashBuilders.add(this.s.builder);
+      return { builders: this.dashBuilders, heartbeats, staleAfterMs: this.s.leaseMs };
+    } catch (e) {
+      this.log.debug({ err: (e as Error).message }, 'heartbeats not read: the health dashboard waits for the next commit');
+      return undefined;
+    }
+  }
+
   private async claimUpToConcurrency(): Promise<void> {
+    let dashboard: DashboardContext | undefined | null = null;
     while (!this.draining && this.running.size < this.s.concurrency) {
+      if (dashboard === null) dashboard = await this.dashboard();
       const r = await agentClaim(this.store, {
         builder: { name: this.s.builder, labels: this.s.labels, types: supportedTypes(this.s.config) },
         leaseMs: this.s.leaseMs,
         now: this.clock,
         agentVersion: this.s.version,
+        dashboard,
       });
       this.lastTip = this.store.lastKnownTip;
       if (!r.result || 'paused' in r.result) {
@@ -458,10 +476,12 @@ export class Agent {
     if (this.flushing) return;
     this.flushing = true;
     try {
+      let dashboard: DashboardContext | undefined | null = null;
       while (this.pending.length) {
         const c = this.pending[0]!;
         try {
-          const r = await agentComplete(this.store, c, this.clock, this.running.size);
+          if (dashboard === null) dashboard = await this.dashboard();
+          const r = await agentComplete(this.store, c, this.clock, this.running.size, dashboard);
           this.log.info({ op: 'complete', job: c.id, attempt: c.attempt, result: c.status, pushAttempts: r.pushAttempts }, 'result pushed');
         } catch (e) {
           if (!(e instanceof PreconditionError)) {

@@ -8,6 +8,32 @@ import { PATHS, type BuildConfigFile, type BuilderState, type HeartbeatFile, typ
 import * as msgs from '../model/messages.js';
 import { statusFor } from '../store/layout.js';
 import type { Store, TxOutcome, TxView } from '../store/store.js';
+import { healthDashboardReads, MoreReadsNeeded, planHealthDashboard } from '../dashboard/ops.js';
+
+/**
+ * shared/health_dashboard.json rides in the claim and completion commits (never
+ * a commit of its own: main stays at three commits per job). Other builders'
+ * status files are soft reads: a broken one is left out of the summary and
+ * never blocks a claim.
+ */
+export interface DashboardContext {
+  /** Builder names whose status files to read; grows as main shows more. */
+  builders: Set<string>;
+  heartbeats: ReadonlyMap<string, HeartbeatFile>;
+  staleAfterMs: number;
+}
+
+function dashboardWrites(view: TxView, dash: DashboardContext | undefined, now: Date, pending: { jobs?: JobsFile; statuses?: Record<string, StatusFile> }): Record<string, unknown> {
+  if (!dash) return {};
+  try {
+    return planHealthDashboard(view, { builders: dash.builders, heartbeats: dash.heartbeats, now, staleAfterMs: dash.staleAfterMs, pending }).writes;
+  } catch (e) {
+    if (!(e instanceof MoreReadsNeeded)) throw e;
+    // Builders we had not read yet: this commit goes without the summary; the next one has them.
+    for (const n of e.names) dash.builders.add(n);
+    return {};
+  }
+}
 
 export function isPaused(config: BuildConfigFile | undefined, builder: string): { paused: boolean; by?: string | null } {
   const c = config?.control;
@@ -31,6 +57,7 @@ export interface ClaimArgs {
   leaseMs: number;
   now: () => Date;
   agentVersion: string;
+  dashboard?: DashboardContext;
 }
 
 /** Claim the best eligible job and mark the builder building, in one commit. Null if none or paused. */
@@ -39,6 +66,7 @@ export function agentClaim(store: Store, a: ClaimArgs): Promise<TxOutcome<Job | 
   return store.transact<Job | { paused: true } | null>({
     op: 'claim',
     reads: [PATHS.jobs, PATHS.buildConfig, PATHS.status(name)],
+    softReads: a.dashboard ? healthDashboardReads(a.dashboard.builders) : undefined,
     mutate: (view) => {
       const now = a.now();
       const status = statusOf(view, name, now);
@@ -67,7 +95,7 @@ export function agentClaim(store: Store, a: ClaimArgs): Promise<TxOutcome<Job | 
       });
       return {
         result: job,
-        writes: { [PATHS.jobs]: r.file, [PATHS.status(name)]: next },
+        writes: { [PATHS.jobs]: r.file, [PATHS.status(name)]: next, ...dashboardWrites(view, a.dashboard, now, { jobs: r.file, statuses: { [name]: next } }) },
         message: `claim ${job.id} on ${name} (attempt ${job.attempt})`,
         trailers: { 'Coord-Job': job.id, 'Coord-Attempt': String(job.attempt) },
       };
@@ -89,10 +117,11 @@ export interface Completion {
 }
 
 /** Record the end of an attempt, the builder's new status and the log, in one commit. Fenced by attempt. */
-export function agentComplete(store: Store, c: Completion, now: () => Date, stillRunning: number): Promise<TxOutcome<Job>> {
+export function agentComplete(store: Store, c: Completion, now: () => Date, stillRunning: number, dashboard?: DashboardContext): Promise<TxOutcome<Job>> {
   return store.transact({
     op: 'complete',
     reads: [PATHS.jobs, PATHS.status(c.builder)],
+    softReads: dashboard ? healthDashboardReads(dashboard.builders) : undefined,
     mutate: (view) => {
       const t = now();
       const r = jobs.complete(view.get<JobsFile>(PATHS.jobs) ?? jobs.emptyJobs(), c.id, c.builder, c.attempt, c.status, t, c.result);
@@ -104,7 +133,7 @@ export function agentComplete(store: Store, c: Completion, now: () => Date, stil
       });
       return {
         result: r.job,
-        writes: { [PATHS.jobs]: r.file, [PATHS.status(c.builder)]: next, ...c.extra },
+        writes: { [PATHS.jobs]: r.file, [PATHS.status(c.builder)]: next, ...c.extra, ...dashboardWrites(view, dashboard, t, { jobs: r.file, statuses: { [c.builder]: next } }) },
         raw: c.raw,
         message: `${c.status} ${c.id} on ${c.builder} (attempt ${c.attempt}): ${String(c.result.summary ?? '').slice(0, 100)}`,
         trailers: { 'Coord-Job': c.id, 'Coord-Attempt': String(c.attempt), 'Coord-Result': c.status },

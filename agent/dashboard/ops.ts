@@ -23,7 +23,7 @@ export function healthDashboardReads(builders: Iterable<string>): string[] {
 }
 
 /** Thrown inside mutate when main has builder directories the reads did not cover. */
-class MoreReadsNeeded extends Error {
+export class MoreReadsNeeded extends Error {
   constructor(readonly names: string[]) {
     super(`health dashboard: also read ${names.join(', ')}`);
   }

@@ -61,6 +61,8 @@ export interface TxView {
   text(path: string): string | undefined;
   /** Names in a directory asked for as a read ending in '/'. */
   list(dir: string): string[];
+  /** Problems of soft reads that were left out. */
+  readonly problems: string[];
 }
 
 export interface TxPlan<R> {
@@ -79,6 +81,12 @@ export interface TxSpec<R> {
   op: string;
   /** Files to read and validate; a path ending in '/' lists that directory. */
   reads: string[];
+  /**
+   * Files the operation can do without: read like `reads`, but one that is
+   * invalid is left out (view.get gives undefined, view.problems says why)
+   * instead of stopping the operation. For summaries of other builders' files.
+   */
+  softReads?: string[];
   /** Pure: the state in, the plan out. Throw PreconditionError to refuse. */
   mutate(view: TxView): TxPlan<R>;
 }
@@ -89,7 +97,7 @@ export interface TxOutcome<R> {
   pushAttempts: number;
 }
 
-type Loaded = { docs: Map<string, unknown>; texts: Map<string, string>; listings: Map<string, string[]> };
+type Loaded = { docs: Map<string, unknown>; texts: Map<string, string>; listings: Map<string, string[]>; softProblems: string[] };
 
 function normalizeRemote(remote: string): string {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(remote) || /^[^/]+@[^/]+:/.test(remote)) return remote;
@@ -253,16 +261,17 @@ export class Store {
     return this.knownTip;
   }
 
-  private async load(commit: string | null, reads: string[]): Promise<Loaded> {
-    const loaded: Loaded = { docs: new Map(), texts: new Map(), listings: new Map() };
+  private async load(commit: string | null, reads: string[], soft: string[] = []): Promise<Loaded> {
+    const loaded: Loaded = { docs: new Map(), texts: new Map(), listings: new Map(), softProblems: [] };
     if (!commit) return loaded;
     const reader = this.objects();
     // A path that is missing must mean "no such file", never "objects not fetched":
     // treating the latter as an empty queue would push a queue without its jobs.
     if (!(await reader.read(`${commit}^{tree}`))) throw new Error(`commit ${commit} is missing from ${this.cloneDir}`);
-    const problems: string[] = [];
+    const hard: string[] = [];
+    const all = [...reads.map((path) => ({ path, problems: hard })), ...soft.filter((p) => !reads.includes(p)).map((path) => ({ path, problems: loaded.softProblems }))];
     await Promise.all(
-      reads.map(async (path) => {
+      all.map(async ({ path, problems }) => {
         if (path.endsWith('/')) {
           const dir = path.replace(/\/+$/, '');
           const obj = await reader.read(dir ? `${commit}:${dir}` : `${commit}^{tree}`);
@@ -285,7 +294,7 @@ export class Store {
         else loaded.docs.set(path, doc);
       }),
     );
-    if (problems.length) throw new InvalidFileError(problems.sort());
+    if (hard.length) throw new InvalidFileError(hard.sort());
     return loaded;
   }
 
@@ -295,6 +304,7 @@ export class Store {
       get: <T>(path: string) => structuredClone(loaded.docs.get(path)) as T | undefined,
       text: (path) => loaded.texts.get(path),
       list: (dir) => loaded.listings.get(dir.endsWith('/') ? dir : `${dir}/`) ?? [],
+      problems: loaded.softProblems,
     };
   }
 
@@ -435,7 +445,7 @@ export class Store {
       for (let attempt = 1; attempt <= this.maxAttempts && Date.now() - started < this.maxTxMs; attempt++) {
         let plan: TxPlan<R>;
         try {
-          plan = spec.mutate(this.view(tip, await this.load(tip, spec.reads)));
+          plan = spec.mutate(this.view(tip, await this.load(tip, spec.reads, spec.softReads)));
         } catch (e) {
           if (fromCache && (await refresh())) continue;
           throw e;

@@ -166,6 +166,12 @@ describe('fleet commands', () => {
       const jobs = await readJobs(new Store({ remote: repo, home: join(home, 'r2'), actor: 'r' }));
       return jobs.jobs.find((j) => j.id === id)?.status === 'completed';
     });
+    // The summary rode in the claim and completion commits: no commit of its own.
+    const dash = JSON.parse(await git(repo, 'show', 'main:shared/health_dashboard.json')) as { builders: Record<string, { state: string }>; queue: { completed: number } };
+    assert.equal(dash.queue.completed, 1);
+    assert.equal(dash.builders.build1!.state, 'success');
+    const ops = (await git(repo, 'log', '--format=%(trailers:key=Coord-Op,valueonly)', 'main')).split('\n').filter(Boolean);
+    assert.ok(!ops.some((o) => /dashboard/.test(o)), 'no dashboard-only commits');
     assert.equal(await stop(a.proc), 0);
   });
 

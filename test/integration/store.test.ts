@@ -10,7 +10,7 @@ import { Store } from '../../agent/store/store.js';
 import { addJobs, claimNext, completeJob, readJobs } from '../../agent/store/ops.js';
 import { initLayout } from '../../agent/store/layout.js';
 import { InvalidFileError, OperationError, PreconditionError, UnreachableError } from '../../agent/errors.js';
-import type { JobsFile } from '../../agent/model/types.js';
+import { PATHS, type JobsFile } from '../../agent/model/types.js';
 import { cleanupAll, cloneWork, git, makeBareRepo, pushFiles, repoRoot, runCli, startGitDaemon, tmpDir } from '../helpers/git.js';
 
 after(cleanupAll);
@@ -145,6 +145,22 @@ describe('store over file://', () => {
     await git(work, 'fetch', '-q');
     assert.equal(await git(work, 'rev-parse', 'origin/main'), badSha, 'nothing was pushed');
     assert.equal(await git(work, 'show', 'origin/main:coordination/jobs.json'), bad.trimEnd());
+    store.close();
+  });
+
+  it('a soft read that is invalid is left out with its problem, and does not stop the operation', async () => {
+    const { repo, store } = await freshRemote();
+    const work = await cloneWork(repo.url);
+    await pushFiles(work, { 'build2/status.json': '{"server": "build2", "status": "exploded"}\n' }, 'broken status of another builder');
+    const r = await store.transact({
+      op: 'probe',
+      reads: [PATHS.jobs],
+      softReads: [PATHS.status('build1'), PATHS.status('build2')],
+      mutate: (view) => ({ result: { b1: view.get(PATHS.status('build1')) !== undefined, b2: view.get(PATHS.status('build2')), problems: view.problems } }),
+    });
+    assert.equal(r.result.b1, true);
+    assert.equal(r.result.b2, undefined);
+    assert.ok(r.result.problems.some((p) => p.startsWith('build2/status.json: ')));
     store.close();
   });
 
