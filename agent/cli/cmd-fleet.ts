@@ -6,10 +6,10 @@ import { OperationError, UsageError } from '../errors.js';
 import { judgeBuilder, summarizeQueue } from '../model/fleet.js';
 import * as jobs from '../model/jobs.js';
 import { parseCount, parseDuration, parseJobId, parseName } from '../model/input.js';
-import { PATHS, type BuildConfigFile, type HeartbeatFile, type Job, type JobsFile, type StatusFile } from '../model/types.js';
+import { PATHS, type BuildConfigFile, type HeartbeatFile, type JobsFile, type StatusFile } from '../model/types.js';
 import { parseAndValidate } from '../model/validate.js';
 import { readHeartbeats } from '../store/heartbeat.js';
-import { readJobs } from '../store/ops.js';
+import { jobAction, readJobs, setPause } from '../store/ops.js';
 import type { Store } from '../store/store.js';
 import type { Handler } from './cmd-jobs.js';
 import { ago, clean, span, table } from './format.js';
@@ -38,34 +38,6 @@ async function fleet(store: Store, now: Date, staleAfterMs: number) {
   }
   const rows = [...statuses.keys()].sort().map((b) => judgeBuilder(b, statuses.get(b), beats.get(b), now, staleAfterMs));
   return { rows, queue: summarizeQueue(file), file, problems, commit: snap.commit };
-}
-
-function setPause(store: Store, target: string | null, paused: boolean, by: string, now: Date) {
-  return store.transact({
-    op: paused ? 'pause' : 'resume',
-    reads: [PATHS.buildConfig],
-    mutate: (view) => {
-      const config = view.get<BuildConfigFile>(PATHS.buildConfig);
-      if (!config) throw new OperationError(`${PATHS.buildConfig} is missing; run buildcoord init`);
-      const control = { paused: false, ...(config.control ?? {}) };
-      const stamp = { paused, paused_by: paused ? by : null, paused_at: paused ? now.toISOString() : null };
-      if (target === null) {
-        if (control.paused === paused) return { result: false };
-        Object.assign(control, stamp);
-      } else {
-        const builders = { ...(control.builders ?? {}) };
-        if ((builders[target]?.paused ?? false) === paused) return { result: false };
-        if (paused) builders[target] = stamp;
-        else delete builders[target];
-        control.builders = builders;
-      }
-      return {
-        result: true,
-        writes: { [PATHS.buildConfig]: { ...config, control } },
-        message: `${paused ? 'pause' : 'resume'} ${target ?? 'the fleet'} (by ${by})`,
-      };
-    },
-  });
 }
 
 export function registerFleetCommands(y: Argv, handler: Handler): Argv {
@@ -182,21 +154,10 @@ export function registerFleetCommands(y: Argv, handler: Handler): Argv {
 
 /** job cancel / retry / log: added to the `job` group by cmd-jobs. */
 export function registerJobActions(job: Argv, handler: Handler): Argv {
-  const oneJob = (op: 'cancel' | 'retry', fn: (file: JobsFile, id: string, by: string, now: Date) => { file: JobsFile; job: Job }) =>
+  const oneJob = (op: 'cancel' | 'retry') =>
     handler(async (ctx, argv) => {
       const id = parseJobId(argv.id);
-      const store = await ctx.store();
-      const now = ctx.io.clock();
-      const r = await store.transact({
-        op,
-        reads: [PATHS.jobs],
-        mutate: (view) => {
-          const before = view.get<JobsFile>(PATHS.jobs) ?? jobs.emptyJobs();
-          const out = fn(before, id, ctx.actor, now);
-          if (out.file === before) return { result: out.job };
-          return { result: out.job, writes: { [PATHS.jobs]: out.file }, message: `${op} ${out.job.id} (by ${ctx.actor})`, trailers: { 'Coord-Job': out.job.id } };
-        },
-      });
+      const r = await jobAction(await ctx.store(), op, id, ctx.actor, ctx.io.clock());
       const j = r.result;
       if (ctx.args.json) return ctx.json(j);
       if (op === 'cancel') ctx.io.out(j.status === 'cancelled' ? `${j.id} cancelled; it will not run\n` : `${j.id} is running on ${j.assigned_to}: cancel requested; its builder stops it\n`);
@@ -207,13 +168,13 @@ export function registerJobActions(job: Argv, handler: Handler): Argv {
       'cancel <id>',
       'A queued job never runs; a running one is stopped by its builder',
       (a) => a.positional('id', { type: 'string' }).example('$0 job cancel job_20261123T101500Z_3f9a1c2b7d', ''),
-      oneJob('cancel', (f, id, by, now) => jobs.cancel(f, id, by, now)),
+      oneJob('cancel'),
     )
     .command(
       'retry <id>',
       'A failed or cancelled job goes back to the queue as a new attempt',
       (a) => a.positional('id', { type: 'string' }).example('$0 job retry job_20261123T101500Z_3f9a1c2b7d', ''),
-      oneJob('retry', (f, id) => jobs.retry(f, id)),
+      oneJob('retry'),
     )
     .command(
       'log <id>',

@@ -3,12 +3,13 @@
 // (pause, resume, cancel, retry) through the same pure model functions the CLI
 // uses.
 
-import { OperationError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { sameSummary, summarize } from '../model/dashboard.js';
 import { NAME_RE, parseJobId, parseName } from '../model/input.js';
 import * as jobs from '../model/jobs.js';
-import { PATHS, type BuildConfigFile, type HealthDashboardFile, type HeartbeatFile, type Job, type JobsFile, type StatusFile } from '../model/types.js';
+import { PATHS, type HealthDashboardFile, type HeartbeatFile, type Job, type JobsFile, type StatusFile } from '../model/types.js';
 import { readHeartbeats } from '../store/heartbeat.js';
+import { jobAction, setPause } from '../store/ops.js';
 import type { Store, TxOutcome, TxView } from '../store/store.js';
 
 // ---------------------------------------------------------------- shared/health_dashboard.json
@@ -138,53 +139,6 @@ export function parseAction(body: unknown): DashboardAction {
     default:
       throw new UsageError('"action" must be one of pause, resume, cancel, retry');
   }
-}
-
-/**
- * The change `buildcoord control pause|resume` makes (agent/cli/cmd-fleet.ts
- * setPause, copied here because that module keeps it private). Result: false
- * when it was already so and nothing changed.
- */
-export function setPause(store: Store, target: string | null, paused: boolean, by: string, now: Date): Promise<TxOutcome<boolean>> {
-  return store.transact({
-    op: paused ? 'pause' : 'resume',
-    reads: [PATHS.buildConfig],
-    mutate: (view) => {
-      const config = view.get<BuildConfigFile>(PATHS.buildConfig);
-      if (!config) throw new OperationError(`${PATHS.buildConfig} is missing; run buildcoord init`);
-      const control = { paused: false, ...(config.control ?? {}) };
-      const stamp = { paused, paused_by: paused ? by : null, paused_at: paused ? now.toISOString() : null };
-      if (target === null) {
-        if (control.paused === paused) return { result: false };
-        Object.assign(control, stamp);
-      } else {
-        const builders = { ...(control.builders ?? {}) };
-        if ((builders[target]?.paused ?? false) === paused) return { result: false };
-        if (paused) builders[target] = stamp;
-        else delete builders[target];
-        control.builders = builders;
-      }
-      return {
-        result: true,
-        writes: { [PATHS.buildConfig]: { ...config, control } },
-        message: `${paused ? 'pause' : 'resume'} ${target ?? 'the fleet'} (by ${by})`,
-      };
-    },
-  });
-}
-
-/** The same transaction as `buildcoord job cancel|retry` (agent/cli/cmd-fleet.ts). */
-export function jobAction(store: Store, op: 'cancel' | 'retry', id: string, by: string, now: Date): Promise<TxOutcome<Job>> {
-  return store.transact({
-    op,
-    reads: [PATHS.jobs],
-    mutate: (view) => {
-      const before = view.get<JobsFile>(PATHS.jobs) ?? jobs.emptyJobs();
-      const out = op === 'cancel' ? jobs.cancel(before, id, by, now) : jobs.retry(before, id);
-      if (out.file === before) return { result: out.job };
-      return { result: out.job, writes: { [PATHS.jobs]: out.file }, message: `${op} ${out.job.id} (by ${by})`, trailers: { 'Coord-Job': out.job.id } };
-    },
-  });
 }
 
 export interface ActionOutcome {

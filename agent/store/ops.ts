@@ -3,7 +3,7 @@
 // both call these; neither edits a coordination file any other way.
 
 import { randomBytes } from 'node:crypto';
-import { PreconditionError } from '../errors.js';
+import { OperationError, PreconditionError } from '../errors.js';
 import * as jobs from '../model/jobs.js';
 import { PATHS, type BuildConfigFile, type Job, type JobsFile } from '../model/types.js';
 import type { Store, TxOutcome } from './store.js';
@@ -150,6 +150,54 @@ export async function addProfile(
         message: `enqueue profile ${name} (${r.jobs.length} jobs, ${r.jobs[0]!.branch})`,
         trailers: { 'Coord-Job': r.jobs.map((j) => j.id).join(' '), 'Coord-Profile': name },
       };
+    },
+  });
+}
+
+/**
+ * Pause or resume claiming for one builder (target) or the fleet (null), as
+ * `control pause|resume` and the dashboard do. Result: false when it was
+ * already so and nothing changed.
+ */
+export function setPause(store: Store, target: string | null, paused: boolean, by: string, now: Date): Promise<TxOutcome<boolean>> {
+  return store.transact({
+    op: paused ? 'pause' : 'resume',
+    reads: [PATHS.buildConfig],
+    mutate: (view) => {
+      const config = view.get<BuildConfigFile>(PATHS.buildConfig);
+      if (!config) throw new OperationError(`${PATHS.buildConfig} is missing; run buildcoord init`);
+      const control = { paused: false, ...(config.control ?? {}) };
+      const stamp = { paused, paused_by: paused ? by : null, paused_at: paused ? now.toISOString() : null };
+      if (target === null) {
+        if (control.paused === paused) return { result: false };
+        Object.assign(control, stamp);
+      } else {
+        const builders = { ...(control.builders ?? {}) };
+        if ((builders[target]?.paused ?? false) === paused) return { result: false };
+        if (paused) builders[target] = stamp;
+        else delete builders[target];
+        control.builders = builders;
+      }
+      return {
+        result: true,
+        writes: { [PATHS.buildConfig]: { ...config, control } },
+        message: `${paused ? 'pause' : 'resume'} ${target ?? 'the fleet'} (by ${by})`,
+      };
+    },
+  });
+}
+
+/** The same transaction as `buildcoord job cancel|retry` (agent/cli/cmd-fleet.ts). */
+/** Cancel or retry one job, as `job cancel|retry` and the dashboard do. */
+export function jobAction(store: Store, op: 'cancel' | 'retry', id: string, by: string, now: Date): Promise<TxOutcome<Job>> {
+  return store.transact({
+    op,
+    reads: [PATHS.jobs],
+    mutate: (view) => {
+      const before = view.get<JobsFile>(PATHS.jobs) ?? jobs.emptyJobs();
+      const out = op === 'cancel' ? jobs.cancel(before, id, by, now) : jobs.retry(before, id);
+      if (out.file === before) return { result: out.job };
+      return { result: out.job, writes: { [PATHS.jobs]: out.file }, message: `${op} ${out.job.id} (by ${by})`, trailers: { 'Coord-Job': out.job.id } };
     },
   });
 }

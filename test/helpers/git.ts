@@ -10,6 +10,7 @@
 // so temp dirs are removed and git daemons stopped even when a test fails.
 // Set BUILDCOORD_TEST_KEEP_TMP=1 to keep the temp dirs for a post-mortem.
 import { execa } from 'execa';
+import { spawn } from 'node:child_process';
 import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -450,4 +451,24 @@ export async function runCli(
 /** Reads a file of a working clone as text (a convenience for assertions). */
 export function readRepoFile(workDir: string, rel: string): Promise<string> {
   return readFile(path.join(workDir, rel), 'utf8');
+}
+
+/** A real node child process (a fixture script), its output collected. */
+export function runNode(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** The JSON lines a fixture printed. */
+export function jsonLines(text: string): Array<Record<string, unknown>> {
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }

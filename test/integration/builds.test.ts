@@ -57,7 +57,9 @@ async function sourceRepo(project: string | null, extra: Record<string, string> 
   const work = join(parent, 'work');
   await mkdir(work);
   if (project) {
-    await cp(join(PROJECTS, project), work, { recursive: true });
+    // hello-c is the quickstart's own sample project; the others live with the tests.
+    const from = project === 'hello-c' ? join(repoRoot(), 'examples', 'hello-c') : join(PROJECTS, project);
+    await cp(from, work, { recursive: true });
     for (const rel of EXECUTABLES) if (rel.startsWith(`${project}/`)) await chmod(join(work, rel.slice(project.length + 1)), 0o755);
   }
   for (const [rel, text] of Object.entries(extra)) {

@@ -3,7 +3,6 @@
 
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MSG_ID_RE } from '../../agent/model/input.js';
@@ -15,7 +14,7 @@ import { readLocks } from '../../agent/store/ops-locks.js';
 import { readMessage, readMessages, sendMessage } from '../../agent/store/ops-messages.js';
 import { Store } from '../../agent/store/store.js';
 import { runCli as runCliInProcess } from '../../agent/cli/app.js';
-import { cleanupAll, git, makeBareRepo, onCleanup, repoRoot, runCli, tmpDir, type CliResult } from '../helpers/git.js';
+import { cleanupAll, git, makeBareRepo, onCleanup, repoRoot, runCli, tmpDir, type CliResult, jsonLines, runNode } from '../helpers/git.js';
 
 after(cleanupAll);
 
@@ -68,23 +67,6 @@ function refused(r: CliResult, re: RegExp, what: string): void {
   assert.equal(r.stderr.trim().split('\n').length, 1, `${what}: one line`);
 }
 
-function runNode(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-function lines(text: string): Array<Record<string, unknown>> {
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
 
 // The groups run at once: most of their time is spent waiting on git and child processes.
 describe('messages and locks', { concurrency: true }, () => {
@@ -98,7 +80,7 @@ describe('messages and locks', { concurrency: true }, () => {
         Array.from({ length: procs }, async (_, i) => runNode([fixture('msg-sender'), repo.url, await tmpDir('ml-home-'), `s${i + 1}`, String(each), '--start-at', String(startAt)])),
       );
       for (const r of runs) assert.equal(r.code, 0, r.stderr);
-      const sent = runs.flatMap((r) => lines(r.stdout)).filter((l) => l.event === 'sent');
+      const sent = runs.flatMap((r) => jsonLines(r.stdout)).filter((l) => l.event === 'sent');
       assert.equal(sent.length, procs * each);
       const ids = sent.map((l) => l.id as string);
       assert.equal(new Set(ids).size, ids.length, 'distinct ids');
@@ -125,7 +107,7 @@ describe('messages and locks', { concurrency: true }, () => {
       );
       for (const r of runs) assert.equal(r.code, 0, r.stderr);
       const held = runs
-        .flatMap((r) => lines(r.stdout))
+        .flatMap((r) => jsonLines(r.stdout))
         .filter((l) => l.event === 'held')
         .map((l) => ({ actor: l.actor as string, token: l.token as number, acquired_at: l.acquired_at as number, released_at: l.released_at as number }))
         .sort((a, b) => a.acquired_at - b.acquired_at);

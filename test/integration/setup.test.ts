@@ -17,7 +17,7 @@ import { cp, lstat, mkdir, readFile, readdir, readlink, rm, stat, symlink, write
 import { userInfo } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { cleanupAll, git, gitEnv, isCI, makeBareRepo, onCleanup, repoRoot, requireTool, runCli, tmpDir } from '../helpers/git.js';
+import { cleanupAll, git, gitEnv, isCI, onCleanup, repoRoot, requireTool, runCli, tmpDir } from '../helpers/git.js';
 
 after(cleanupAll);
 

@@ -11,7 +11,7 @@ import { addJobs, claimNext, completeJob, readJobs } from '../../agent/store/ops
 import { initLayout } from '../../agent/store/layout.js';
 import { InvalidFileError, OperationError, PreconditionError, UnreachableError } from '../../agent/errors.js';
 import { PATHS, type JobsFile } from '../../agent/model/types.js';
-import { cleanupAll, cloneWork, git, makeBareRepo, pushFiles, repoRoot, runCli, startGitDaemon, tmpDir } from '../helpers/git.js';
+import { cleanupAll, cloneWork, git, makeBareRepo, pushFiles, repoRoot, runCli, startGitDaemon, tmpDir, jsonLines, runNode } from '../helpers/git.js';
 
 after(cleanupAll);
 
@@ -29,23 +29,6 @@ function draft(description = '', extra: Partial<{ priority: number; dependencies
   return { type: 'make', priority: extra.priority ?? 5, source: null, branch: 'main', commit: null, description, dependencies: extra.dependencies ?? [], timeout_seconds: null, retries: 0 };
 }
 
-function runNode(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-function lines(text: string): Array<Record<string, unknown>> {
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
 
 describe('store over file://', () => {
   it('enqueues, claims by priority then age, and fences completion by attempt', async () => {
@@ -300,7 +283,7 @@ describe('races between real processes', () => {
       Array.from({ length: procs }, async (_, i) => runNode([fixture('claimer'), repo.url, await tmpDir('bc-home-'), `b${i + 1}`, '--start-at', String(startAt)])),
     );
     for (const r of runs) assert.equal(r.code, 0, r.stderr);
-    const claims = runs.flatMap((r) => lines(r.stdout)).filter((l) => l.event === 'claim');
+    const claims = runs.flatMap((r) => jsonLines(r.stdout)).filter((l) => l.event === 'claim');
     const ids = claims.map((c) => c.id as string);
     assert.equal(ids.length, jobsCount, 'one claim per job');
     assert.equal(new Set(ids).size, jobsCount, 'no job claimed twice');
@@ -325,11 +308,11 @@ describe('races between real processes', () => {
       Array.from({ length: procs }, async (_, i) => runNode([fixture('enqueuer'), repo.url, await tmpDir('bc-home-'), `p${i + 1}`, String(each), '--start-at', String(startAt)])),
     );
     for (const r of runs) assert.equal(r.code, 0, r.stderr);
-    const landed = runs.flatMap((r) => lines(r.stdout)).filter((l) => l.event === 'enqueued').map((l) => l.id as string);
+    const landed = runs.flatMap((r) => jsonLines(r.stdout)).filter((l) => l.event === 'enqueued').map((l) => l.id as string);
     assert.equal(landed.length, procs * each);
     const final = await readJobs(new Store({ remote: repo.url, home: await tmpDir('bc-home-'), actor: 'reader' }));
     assert.deepEqual(final.jobs.map((j) => j.id).sort(), [...landed].sort(), 'exactly the reported jobs, once each');
-    const pushes = runs.flatMap((r) => lines(r.stdout)).filter((l) => l.event === 'done').reduce((n, l) => n + (l.pushes as number), 0);
+    const pushes = runs.flatMap((r) => jsonLines(r.stdout)).filter((l) => l.event === 'done').reduce((n, l) => n + (l.pushes as number), 0);
     assert.ok(pushes >= landed.length);
   });
 });
