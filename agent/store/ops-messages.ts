@@ -33,7 +33,11 @@ export async function sendMessage(store: Store, input: msgs.MessageInput, d?: Op
     op: 'message',
     reads: [PATHS.messages],
     mutate: (view) => {
-      const r = msgs.send(messagesOf(view.get<MessagesFile>(PATHS.messages)), input, id, store.actor, at);
+      const file = messagesOf(view.get<MessagesFile>(PATHS.messages));
+      // Our id already there: an earlier push whose answer was lost did land. Sent once.
+      const landed = file.messages.find((m) => m.id === id);
+      if (landed) return { result: landed };
+      const r = msgs.send(file, input, id, store.actor, at);
       return {
         result: r.message,
         writes: { [PATHS.messages]: r.file },

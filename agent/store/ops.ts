@@ -52,7 +52,12 @@ export async function addJobs(store: Store, drafts: JobDraft[], d?: OpDeps, what
     mutate: (view) => {
       const config = needDefaults ? view.get<BuildConfigFile>(PATHS.buildConfig) : undefined;
       const withIds = drafts.map((draft, i) => ({ ...withDefaults(draft, config), id: ids[i]! }));
-      const r = jobs.enqueueMany(jobsOf(view.get<JobsFile>(PATHS.jobs)), withIds, store.actor, at);
+      const current = jobsOf(view.get<JobsFile>(PATHS.jobs));
+      // Our ids already there: an earlier push whose answer was lost (a timeout after
+      // the remote took it) did land. Enqueued once, not twice, and not an error.
+      const landed = withIds.map((j) => current.jobs.find((x) => x.id === j.id));
+      if (landed.every(Boolean)) return { result: landed as Job[] };
+      const r = jobs.enqueueMany(current, withIds, store.actor, at);
       const first = r.jobs[0]!;
       return {
         result: r.jobs,

@@ -222,6 +222,41 @@ describe('store over file://', () => {
     store.close();
   });
 
+  it('a push that lands only after we looked (lost answer, late landing) still enqueues once, without an error', async () => {
+    const { repo, home } = await freshRemote();
+    const { spawnGit } = await import('../../agent/store/git.js');
+    let late: string[] | null = null;
+    let first = true;
+    const store = new Store({
+      remote: repo.url,
+      home,
+      actor: 'late',
+      maxBackoffMs: 5,
+      git: async (dir, args, opts) => {
+        if (args[0] === 'push' && first) {
+          first = false;
+          late = args; // the remote takes it, but only after our fetch below has looked
+          return { exitCode: 128, stdout: '', stderr: 'fatal: the remote end hung up unexpectedly' };
+        }
+        const r = await spawnGit(dir, args, opts);
+        if (args[0] === 'fetch' && late) {
+          const push = late;
+          late = null;
+          assert.equal((await spawnGit(dir, push, opts)).exitCode, 0);
+        }
+        return r;
+      },
+    });
+    const r = await addJobs(store, [draft('late landing')]);
+    const file = await readJobs(new Store({ remote: repo.url, home: await tmpDir('bc-home-'), actor: 'reader' }));
+    assert.deepEqual(
+      file.jobs.map((j) => j.id),
+      [r.result[0]!.id],
+      'exactly one job, the one reported',
+    );
+    store.close();
+  });
+
   it('gives up with a clear error after bounded attempts when main keeps moving', async () => {
     const { repo, home } = await freshRemote();
     const { spawnGit } = await import('../../agent/store/git.js');
