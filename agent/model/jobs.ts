@@ -26,14 +26,21 @@ export function newId(prefix: 'job' | 'msg', now: Date, random: Buffer): string 
 export type JobInput = Pick<Job, 'type' | 'priority' | 'source' | 'branch' | 'commit' | 'description' | 'dependencies'> &
   Partial<Pick<Job, 'on' | 'labels' | 'timeout_seconds' | 'retries'>>;
 
-export function findJob(file: JobsFile, id: string): Job {
-  const exact = file.jobs.find((j) => j.id === id);
+/**
+ * An item by its id, or by a unique prefix of at least 8 characters: enough
+ * for a person typing at a terminal. `kind` and `where` name it in the error.
+ */
+export function findById<T extends { id: string }>(items: T[], id: string, kind: string, where: string): T {
+  const exact = items.find((x) => x.id === id);
   if (exact) return exact;
-  // A unique prefix is enough for a person typing at a terminal.
-  const matches = id.length >= 8 ? file.jobs.filter((j) => j.id.startsWith(id)) : [];
+  const matches = id.length >= 8 ? items.filter((x) => x.id.startsWith(id)) : [];
   if (matches.length === 1) return matches[0]!;
-  if (matches.length > 1) throw new UsageError(`job id ${id} is ambiguous: ${matches.length} jobs start with it`);
-  throw new UsageError(`no job ${id} in coordination/jobs.json`);
+  if (matches.length > 1) throw new UsageError(`${kind} id ${id} is ambiguous: ${matches.length} ${kind}s start with it`);
+  throw new UsageError(`no ${kind} ${id} in ${where}`);
+}
+
+export function findJob(file: JobsFile, id: string): Job {
+  return findById(file.jobs, id, 'job', 'coordination/jobs.json');
 }
 
 export function enqueue(file: JobsFile, input: JobInput, id: string, by: string, now: Date): { file: JobsFile; job: Job } {

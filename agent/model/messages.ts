@@ -11,6 +11,7 @@
 
 import { PreconditionError, UsageError } from '../errors.js';
 import { MSG_ID_RE, parseText } from './input.js';
+import { findById } from './jobs.js';
 import { MESSAGE_TYPES, PATHS, type Iso, type Message, type MessagesFile, type MessageType } from './types.js';
 
 export const MESSAGES_SCHEMA_REF = '../schemas/messages.schema.json';
@@ -87,13 +88,7 @@ export function parseMessageId(value: unknown, flag = 'message id'): string {
 // ---------------------------------------------------------------- reading
 
 export function findMessage(file: MessagesFile, id: string): Message {
-  const exact = file.messages.find((m) => m.id === id);
-  if (exact) return exact;
-  // A unique prefix is enough for a person typing at a terminal.
-  const matches = id.length >= 8 ? file.messages.filter((m) => m.id.startsWith(id)) : [];
-  if (matches.length === 1) return matches[0]!;
-  if (matches.length > 1) throw new UsageError(`message id ${id} is ambiguous: ${matches.length} messages start with it`);
-  throw new UsageError(`no message ${id} in ${PATHS.messages}`);
+  return findById(file.messages, id, 'message', PATHS.messages);
 }
 
 /** Addressed to this reader: to them by name, or to everyone. */
