@@ -11,7 +11,7 @@
 // Set BUILDCOORD_TEST_KEEP_TMP=1 to keep the temp dirs for a post-mortem.
 import { execa } from 'execa';
 import { spawn } from 'node:child_process';
-import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -222,7 +222,8 @@ export interface GitDaemon {
   stop(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
+/** A port on 127.0.0.1 the OS just handed out, closed again: free now, and nothing listens there. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.unref();
@@ -235,7 +236,8 @@ function freePort(): Promise<number> {
   });
 }
 
-function canConnect(port: number): Promise<boolean> {
+/** Whether something accepts connections on 127.0.0.1:port. */
+export function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: '127.0.0.1', port });
     socket.once('connect', () => {
@@ -246,7 +248,7 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 let daemonCommand: Promise<[string, string[]]> | undefined;
 
@@ -471,4 +473,36 @@ export function jsonLines(text: string): Array<Record<string, unknown>> {
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/**
+ * Dead: no such process, or a zombie. Orphans of a killed build are
+ * re-parented to PID 1, and on some machines (this one's init is not a
+ * real init) PID 1 reaps them only every few seconds: a zombie has stopped
+ * running and holds nothing but its PID.
+ */
+export function isGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ESRCH') return true;
+    throw e;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return true; // vanished between the two looks
+  }
+}
+
+/** The PIDs still alive after waiting up to ms for them to go. */
+export async function waitGone(pids: number[], ms = 5000): Promise<number[]> {
+  const deadline = Date.now() + ms;
+  let alive = pids.filter((p) => !isGone(p));
+  while (alive.length && Date.now() < deadline) {
+    await sleep(50);
+    alive = alive.filter((p) => !isGone(p));
+  }
+  return alive;
 }

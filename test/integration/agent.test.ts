@@ -19,14 +19,13 @@ import { PATHS, type HeartbeatFile, type Job, type JobsFile, type MessagesFile, 
 import { initLayout } from '../../agent/store/layout.js';
 import { addJobs, type JobDraft } from '../../agent/store/ops.js';
 import { Store } from '../../agent/store/store.js';
-import { cleanupAll, cliPath, cloneWork, git, gitEnv, makeBareRepo, onCleanup, pushFiles, repoRoot, runCli, seedRepo, tmpDir } from '../helpers/git.js';
+import { cleanupAll, cliPath, cloneWork, git, gitEnv, makeBareRepo, onCleanup, pushFiles, repoRoot, runCli, seedRepo, tmpDir, isGone, sleep, waitGone } from '../helpers/git.js';
 
 after(cleanupAll);
 
 const FIXTURES = join(repoRoot(), 'test', 'fixtures', 'agent');
 const SLEEP_JOB = join(FIXTURES, 'sleep-job.sh');
 const SPAWN_TREE = join(FIXTURES, 'spawn-tree.sh');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The fast intervals most tests use; lease >= 2 x heartbeat as the agent demands. */
 const FAST = ['--poll', '200ms', '--heartbeat', '300ms', '--lease', '1500ms', '--grace', '2s'];
@@ -43,36 +42,6 @@ before(async () => {
 });
 
 // ---------------------------------------------------------------- processes
-
-/**
- * Dead: no such process, or a zombie. Orphans of a killed build are
- * re-parented to PID 1, and where PID 1 is not a real init (this VM) it reaps
- * them only every few seconds; a zombie no longer runs and holds only its PID.
- */
-function isGone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ESRCH') return true;
-    throw e;
-  }
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return s.charAt(s.lastIndexOf(')') + 2) === 'Z';
-  } catch {
-    return true;
-  }
-}
-
-async function waitGone(pids: number[], ms = 5000): Promise<number[]> {
-  const deadline = Date.now() + ms;
-  let alive = pids.filter((p) => !isGone(p));
-  while (alive.length && Date.now() < deadline) {
-    await sleep(50);
-    alive = alive.filter((p) => !isGone(p));
-  }
-  return alive;
-}
 
 /** Kills a fixture process we started, if it is still one of ours (a PID can be reused). */
 function killFixture(pid: number): void {

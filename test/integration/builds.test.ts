@@ -14,7 +14,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { chmod, cp, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
 import { execa } from 'execa';
@@ -27,14 +26,13 @@ import { PATHS, type Job, type JobsFile, type StatusFile } from '../../agent/mod
 import { initLayout } from '../../agent/store/layout.js';
 import { addJobs, claimNext, completeJob, type JobDraft } from '../../agent/store/ops.js';
 import { Store } from '../../agent/store/store.js';
-import { cleanupAll, cliPath, git, gitEnv, makeBareRepo, onCleanup, repoRoot, requireTool, runCli, tmpDir } from '../helpers/git.js';
+import { cleanupAll, cliPath, git, gitEnv, makeBareRepo, onCleanup, repoRoot, requireTool, runCli, tmpDir, canConnect, freePort, sleep } from '../helpers/git.js';
 
 after(cleanupAll);
 
 const PROJECTS = join(repoRoot(), 'test', 'fixtures', 'projects');
 const SECRET = 's3cr3tvalue';
 const CONFIGURED_SECRET = 'hunter2-configured-secret';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sha256 = async (file: string) => createHash('sha256').update(await readFile(file)).digest('hex');
 
 /** Skips (or under CI fails) unless every tool is installed. */
@@ -146,28 +144,6 @@ async function checkArtifacts(res: ExecResult, base: string, builder: string, ty
 }
 
 // ---------------------------------------------------------------- distccd
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = net.connect({ host: '127.0.0.1', port });
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
-}
 
 interface Distccd {
   port: number;

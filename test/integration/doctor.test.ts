@@ -8,13 +8,12 @@ import assert from 'node:assert/strict';
 import { after, describe, it, type TestContext } from 'node:test';
 import { execa } from 'execa';
 import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { readObjectInfo, runSmoketest, compilerIdent } from '../../agent/builds/smoketest.js';
 import { startLoopbackDistccd, type LoopbackDistccd } from '../../agent/builds/pump.js';
 import { runProcess } from '../../agent/builds/runner.js';
 import { Store } from '../../agent/store/store.js';
-import { cleanupAll, makeBareRepo, onCleanup, repoRoot, requireTool, runCli, tmpDir, type CliResult } from '../helpers/git.js';
+import { cleanupAll, makeBareRepo, onCleanup, repoRoot, requireTool, runCli, tmpDir, type CliResult, freePort } from '../helpers/git.js';
 
 after(cleanupAll);
 
@@ -39,18 +38,6 @@ function row(rep: Report, id: string): Row {
   const found = rep.checks.find((c) => c.id === id);
   assert.ok(found, `row ${id} in ${rep.checks.map((c) => c.id).join(', ')}`);
   return found;
-}
-
-/** A port nothing listens on (taken from the OS, then closed). */
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 // ---------------------------------------------------------------- two distcc "workers"
@@ -107,7 +94,7 @@ describe('distcc smoke test (runSmoketest)', () => {
   it('proves from distcc’s own log where each compile ran, passes the real compiler and names the fake one', async (t) => {
     if (!tools(t, 'gcc', 'distcc', 'distccd', 'objcopy')) return;
     const { good, fake } = await startDaemons();
-    const dead = await closedPort();
+    const dead = await freePort();
     const work = await tmpDir('smoke-');
     const log = path.join(work, 'job.log');
     const hosts = `localhost/2 127.0.0.1:${good.port}/2,lzo 127.0.0.1:${fake.port}/2 127.0.0.1:${dead}/2`;
@@ -163,7 +150,7 @@ describe('buildcoord doctor', () => {
   it('flags the host with a different compiler and the dead one, says what to do, exits 1', async (t) => {
     if (!tools(t, 'git', 'gcc', 'distcc', 'distccd', 'distcc-pump', 'objcopy')) return;
     const { good, fake } = await startDaemons();
-    const dead = await closedPort();
+    const dead = await freePort();
     const url = await coordRepo();
     const cfg = await configFile({ repo: url, distcc_hosts: `127.0.0.1:${good.port}/2,cpp,lzo 127.0.0.1:${fake.port}/2 127.0.0.1:${dead}/2` });
     const started = Date.now();
@@ -229,7 +216,7 @@ describe('buildcoord doctor', () => {
 
   it('an unreachable remote fails with what to do; what needs it is skipped, not failed', async (t) => {
     if (!tools(t, 'git')) return;
-    const port = await closedPort();
+    const port = await freePort();
     const cfg = await configFile({ repo: `git://127.0.0.1:${port}/coord.git` });
     const r = await runCli(['doctor', '--config', cfg, '--json']);
     assert.equal(r.exitCode, 1);

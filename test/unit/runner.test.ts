@@ -5,16 +5,14 @@
 
 import assert from 'node:assert/strict';
 import { chmod, readFile, stat } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeRedactor, runProcess, type RunSpec } from '../../agent/builds/runner.js';
-import { cleanupAll, onCleanup, repoRoot, tmpDir } from '../helpers/git.js';
+import { cleanupAll, onCleanup, repoRoot, tmpDir, isGone, sleep, waitGone } from '../helpers/git.js';
 
 after(cleanupAll);
 
 const fixture = (name: string) => join(repoRoot(), 'test', 'fixtures', 'agent', name);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let dir = '';
 let n = 0;
@@ -29,27 +27,6 @@ function spec(over: Partial<RunSpec> = {}): RunSpec {
   return { command: 'sh', args: ['-c', 'true'], cwd: dir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, logFile: join(dir, `run-${n}.log`), graceMs: 2000, ...over };
 }
 
-/**
- * Dead: no such process, or a zombie. Orphans of a killed build are
- * re-parented to PID 1, and on some machines (this one's init is not a
- * real init) PID 1 reaps them only every few seconds: a zombie has stopped
- * running and holds nothing but its PID.
- */
-function isGone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ESRCH') return true;
-    throw e;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
-  } catch {
-    return true; // vanished between the two looks
-  }
-}
-
 /** The promise's value, or a failure after ms: a regression fails the test instead of hanging the run. */
 async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -60,15 +37,6 @@ async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   }
 }
 
-async function waitGone(pids: number[], ms = 5000): Promise<number[]> {
-  const deadline = Date.now() + ms;
-  let alive = pids.filter((p) => !isGone(p));
-  while (alive.length && Date.now() < deadline) {
-    await sleep(50);
-    alive = alive.filter((p) => !isGone(p));
-  }
-  return alive;
-}
 
 /** Waits for the spawn-tree fixture's PID file: its own PID and three children. */
 async function treePids(file: string, ms = 5000): Promise<number[]> {
