@@ -12,7 +12,7 @@ import { freemem, loadavg, totalmem, cpus } from 'node:os';
 import { join } from 'node:path';
 import type { FileConfig } from '../config.js';
 import { CoordError, InvalidFileError, PreconditionError } from '../errors.js';
-import { newId } from '../model/jobs.js';
+import { eligible, newId } from '../model/jobs.js';
 import { PATHS, type BuildConfigFile, type HeartbeatFile, type Job, type JobsFile, type MessagesFile } from '../model/types.js';
 import { executeJob, supportedTypes, type ExecDeps, type ExecResult } from '../builds/execute.js';
 import { runProcess, type ProcessRunner } from '../builds/runner.js';
@@ -274,7 +274,7 @@ export class Agent {
       this.lastRecoveryCheck = now;
       await this.recover();
     }
-    await this.claimUpToConcurrency();
+    await this.claimUpToConcurrency(file);
   }
 
   /** Logs each new message for this builder once, marks it read, answers status/ping requests. */
@@ -324,12 +324,15 @@ export class Agent {
     }
   }
 
-  private async claimUpToConcurrency(): Promise<void> {
-    let dashboard: DashboardContext | undefined | null = null;
+  private async claimUpToConcurrency(file: JobsFile): Promise<void> {
+    const builder = { name: this.s.builder, labels: this.s.labels, types: supportedTypes(this.s.config) };
+    // The heartbeats the dashboard summary needs are fetched only when main just
+    // showed something to claim; most polls that see main move claim nothing.
+    let dashboard: DashboardContext | undefined | null = eligible(file, builder).length ? null : undefined;
     while (!this.draining && this.running.size < this.s.concurrency) {
       if (dashboard === null) dashboard = await this.dashboard();
       const r = await agentClaim(this.store, {
-        builder: { name: this.s.builder, labels: this.s.labels, types: supportedTypes(this.s.config) },
+        builder,
         leaseMs: this.s.leaseMs,
         now: this.clock,
         agentVersion: this.s.version,
