@@ -8,4 +8,5 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/install-deps.sh
 # The distcc 3.4 source for the pump-restore test, from Debian's source packages (cached).
 bash scripts/get-distcc-source.sh "${BUILDCOORD_TEST_DISTCC_SRC:-/var/cache/buildcoord-test/distcc-src}" >/dev/null
-npm test -- "$@"
+# install-deps.sh has just built dist/: run the tests without building twice.
+node scripts/run-tests.mjs "$@"
