@@ -418,12 +418,13 @@ describe('agent daemon (real processes, real git)', () => {
     const pid = a.pid;
 
     const away = `${s.remote}.away`;
+    // Every mark is taken before its action: what the action causes may be logged before the await returns.
+    const from = a.lines.length;
     await rename(s.remote, away);
     let back = false;
     onCleanup(async () => {
       if (!back) await rename(away, s.remote).catch(() => {});
     });
-    const from = a.lines.length;
     await a.waitFor((l) => l.msg === 'degraded' && (l.key === 'remote' || l.key === 'pending'), { from, timeoutMs: 10_000 });
     await a.waitFor((l) => l.msg === 'job finished' && l.job === job.id, { from, timeoutMs: 10_000 });
     await a.waitFor((l) => l.msg === 'degraded' && l.key === 'pending', { from, timeoutMs: 10_000 });
@@ -435,9 +436,9 @@ describe('agent daemon (real processes, real git)', () => {
     assert.equal(a.exitCode(), null, `still running\n${a.dump()}`);
     assert.equal(a.count('result pushed'), 0);
 
+    const backAt = a.lines.length;
     await rename(away, s.remote);
     back = true;
-    const backAt = a.lines.length;
     await a.waitFor((l) => l.msg === 'result pushed' && l.job === job.id, { from: backAt, timeoutMs: 10_000 });
     await a.waitFor((l) => l.msg === 'recovered' && l.key === 'pending', { from: backAt });
     await a.waitFor((l) => l.msg === 'recovered' && l.key === 'remote', { from: backAt });
@@ -691,8 +692,8 @@ describe('agent daemon (real processes, real git)', () => {
     assert.equal(await git(s.remote, 'rev-parse', `main:${PATHS.jobs}`), badBlob, 'the file is byte for byte as the person pushed it');
     assert.equal((await showJson<HeartbeatFile>(s.remote, 'heartbeat/build1', PATHS.heartbeat('build1'))).healthy, false, 'still reported');
 
+    const fixedFrom = a.lines.length; // before the push: the agent may recover before pushFiles returns
     await pushFiles(work, { [PATHS.jobs]: JSON.stringify(good, null, 2) + '\n' }, 'hand edit: fixed');
-    const fixedFrom = a.lines.length;
     await a.waitFor((l) => l.msg === 'recovered' && l.key === 'data', { from: fixedFrom, timeoutMs: 10_000 });
     await a.waitFor((l) => l.msg === 'claimed' && l.job === job.id, { from: fixedFrom });
     await a.waitFor((l) => l.msg === 'result pushed' && l.job === job.id, { timeoutMs: 15_000 });
