@@ -5,7 +5,6 @@
 
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { Transform } from 'node:stream';
-import { execa } from 'execa';
 
 export interface RunSpec {
   command: string;
@@ -59,6 +58,9 @@ function killGroup(pid: number, sig: NodeJS.Signals): void {
 
 export const runProcess: ProcessRunner = async (spec) => {
   const started = Date.now();
+  // Loaded on the first build, not at start: execa is about a hundred modules
+  // (~15 MB resident) an idle agent has no use for.
+  const { execa } = await import('execa');
   const log: WriteStream = createWriteStream(spec.logFile, { flags: 'a' });
   const proc = execa(spec.command, spec.args, {
     cwd: spec.cwd,
