@@ -6,14 +6,12 @@
 //
 // Pure apart from reading the schema files: no clock, no git, no other fs.
 
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
-// ajv-formats is CommonJS with `exports.default = plugin`; under NodeNext the
-// default import is module.exports, whose `.default` is the plugin itself.
-import ajvFormats from 'ajv-formats';
+import type { Ajv2020, ErrorObject, Options, ValidateFunction } from 'ajv/dist/2020.js';
 
 export interface Problem {
   /** Path of the file, relative to the coordination repository root. */
@@ -67,19 +65,71 @@ export function schemasDir(): string {
   }
 }
 
-let ajvInstance: Ajv2020 | undefined;
-const validators = new Map<string, ValidateFunction>();
+// How validators are built. The build (scripts/compile-schemas.mjs) compiles
+// every schema with exactly these options into standalone code, so a CLI call
+// or an agent loads ready functions instead of ajv's compiler: compiling the
+// eight schemas at run time cost ~200 ms and ~13 MB resident.
+//
+// verbose: errors carry the failing data and parent schema, which the human
+// messages below need (allowed field names, both bounds of a range).
+// validateSchema: false: our own bundled schemas are checked against the
+// 2020-12 meta-schema once, in test/unit/schemas.test.ts, not on every call.
+export const AJV_OPTIONS: Readonly<Options> = { allErrors: true, strict: true, verbose: true, validateSchema: false };
 
-function ajv(): Ajv2020 {
-  if (ajvInstance === undefined) {
-    // verbose: errors carry the failing data and parent schema, which the
-    // human messages below need (allowed field names, both bounds of a range).
-    // validateSchema: false: checking our own bundled schemas against the 2020-12
-    // meta-schema cost ~130 ms on every CLI call; test/unit/schemas.test.ts does it once.
-    ajvInstance = new Ajv2020({ allErrors: true, strict: true, verbose: true, validateSchema: false });
-    ajvFormats.default(ajvInstance);
+/** The compiled module's name, beside this one in dist/agent/model/. */
+export const PRECOMPILED_FILE = 'schemas.generated.cjs';
+
+// ajv and ajv-formats are CommonJS; required on demand, so nothing loads the
+// compiler while the precompiled validators are current.
+const requireHere = createRequire(import.meta.url);
+
+/** A new ajv with the options and formats every validator here is built with. */
+export function newAjv(extra: Options = {}): Ajv2020 {
+  const { Ajv2020: AjvClass } = requireHere('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js');
+  // ajv-formats is CommonJS with `exports.default = plugin`.
+  const ajvFormats = requireHere('ajv-formats') as { default: (ajv: Ajv2020) => unknown };
+  const ajv = new AjvClass({ ...AJV_OPTIONS, ...extra });
+  ajvFormats.default(ajv);
+  return ajv;
+}
+
+/** The exported name of a schema's validator in the compiled module: "agent-config.schema.json" -> "agent_config". */
+export function precompiledName(schemaName: string): string {
+  return schemaName.replace(/\.schema\.json$/, '').replace(/[^A-Za-z0-9_]/g, '_');
+}
+
+/** sha256 of a schema's text: the compiled module records it, so a stale build is never used. */
+export function schemaHash(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** What scripts/compile-schemas.mjs writes: a validator per schema, and the sha256 of the text each was compiled from. */
+export interface Precompiled {
+  hashes: Record<string, string>;
+  validators: Record<string, ValidateFunction>;
+}
+
+/** The compiled validator for a schema only if it was compiled from exactly this text; else undefined. */
+export function currentPrecompiled(pre: Precompiled | null, schemaName: string, text: string): ValidateFunction | undefined {
+  if (pre === null || pre.hashes[schemaName] !== schemaHash(text)) return undefined;
+  return pre.validators[precompiledName(schemaName)];
+}
+
+let precompiled: Precompiled | null | undefined;
+let runtimeAjv: Ajv2020 | undefined;
+const validators = new Map<string, ValidateFunction>();
+const validatorOrigin = new Map<string, 'precompiled' | 'runtime'>();
+
+function loadPrecompiled(): Precompiled | null {
+  if (precompiled !== undefined) return precompiled;
+  try {
+    precompiled = requireHere(`./${PRECOMPILED_FILE}`) as Precompiled;
+  } catch (err) {
+    // Not built (tsc alone, or running from the sources): compile at run time.
+    if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw err;
+    precompiled = null;
   }
-  return ajvInstance;
+  return precompiled;
 }
 
 const schemaTexts = new Map<string, string>();
@@ -104,9 +154,18 @@ function parseSchema(schemaName: string): Record<string, unknown> {
 function validatorFor(schemaName: string): ValidateFunction {
   const cached = validators.get(schemaName);
   if (cached) return cached;
-  const validate = ajv().compile(parseSchema(schemaName));
+  let validate = currentPrecompiled(loadPrecompiled(), schemaName, schemaText(schemaName));
+  validatorOrigin.set(schemaName, validate ? 'precompiled' : 'runtime');
+  // A schema edited since the build is compiled from its current text: a stale validator never judges a file.
+  validate ??= (runtimeAjv ??= newAjv()).compile(parseSchema(schemaName));
   validators.set(schemaName, validate);
   return validate;
+}
+
+/** Where a schema's validator came from (for tests): the build's compiled module, or ajv at run time. */
+export function validatorSource(schemaName: string): 'precompiled' | 'runtime' {
+  validatorFor(schemaName);
+  return validatorOrigin.get(schemaName)!;
 }
 
 const schemaObjects = new Map<string, Record<string, unknown>>();

@@ -10,13 +10,18 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 const addFormats = addFormatsModule.default;
 
 import {
+  PRECOMPILED_FILE,
   SCHEMA_NAMES,
+  currentPrecompiled,
   formatProblem,
+  newAjv,
+  precompiledName,
   parseAndValidate,
   schemaFor,
   schemaNameFor,
@@ -24,6 +29,8 @@ import {
   validateConfig,
   validateDoc,
   validateWith,
+  validatorSource,
+  type Precompiled,
   type Problem,
 } from '../../agent/model/validate.js';
 import { canonicalJson } from '../../agent/model/canonical.js';
@@ -168,7 +175,8 @@ describe('schemas', () => {
 
   for (const name of SCHEMA_NAMES) {
     test(`${name} compiles in strict mode and is documented`, () => {
-      // Compiles (strict mode throws on unknown keywords, formats and types).
+      // Compiles with the runtime's options (strict mode throws on unknown keywords, formats and types).
+      assert.equal(typeof newAjv().compile(readSchema(name)), 'function');
       assert.ok(Array.isArray(validateWith(name, {}, 'probe.json')));
       // And is a valid 2020-12 schema: the runtime skips this check for speed.
       const meta = new Ajv2020({ strict: true, validateSchema: true });
@@ -678,6 +686,35 @@ describe('broken documents', () => {
   test('a whole document of the wrong type', () => {
     const p = onlyProblem(validateDoc('coordination/locks.json', ['not', 'an', 'object']), 'array root');
     assert.equal(formatProblem(p), 'coordination/locks.json: /: must be an object, got an array');
+  });
+});
+
+describe('validators compiled by the build', () => {
+  // `npm run build` compiled them (scripts/compile-schemas.mjs); the suite runs on that build.
+  const pre = createRequire(import.meta.url)(`../../agent/model/${PRECOMPILED_FILE}`) as Precompiled;
+  const runtime = newAjv();
+
+  test('every schema is served by its compiled validator, not the compiler', () => {
+    for (const name of SCHEMA_NAMES) assert.equal(validatorSource(name), 'precompiled', name);
+  });
+
+  test('compiled and run-time validators report the same errors for every broken document', () => {
+    const cases = [...BROKEN.map((b) => ({ name: b.name, path: b.path, doc: ((d) => (b.edit(d), d))(clone(baseDocs[b.path])) })), ...Object.entries(baseDocs).map(([path, doc]) => ({ name: `valid ${path}`, path, doc }))];
+    for (const c of cases) {
+      const name = schemaNameFor(c.path)!;
+      const compiled = pre.validators[precompiledName(name)]!;
+      const live = runtime.getSchema(readSchema(name)['$id'] as string) ?? runtime.compile(readSchema(name));
+      assert.equal(compiled(c.doc), live(c.doc), c.name);
+      assert.deepEqual(compiled.errors ?? null, live.errors ?? null, c.name);
+    }
+  });
+
+  test('a schema edited after the build is not judged by its stale compiled validator', () => {
+    const name = 'jobs.schema.json';
+    const text = readFileSync(join(schemasDir(), name), 'utf8');
+    assert.equal(typeof currentPrecompiled(pre, name, text), 'function', 'the built text');
+    assert.equal(currentPrecompiled(pre, name, text.replace('"maximum": 10', '"maximum": 20')), undefined, 'an edited text');
+    assert.equal(currentPrecompiled(null, name, text), undefined, 'no compiled module');
   });
 });
 
