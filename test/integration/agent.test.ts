@@ -451,7 +451,7 @@ describe('agent daemon (real processes, real git)', () => {
     assert.equal(a.exitCode(), null, 'never exited');
     assert.equal(a.pid, pid);
     assert.equal(a.count('agent starting'), 1, 'no restart, no crash loop');
-    await until('a healthy heartbeat again', async () => (await showJson<HeartbeatFile>(s.remote, 'heartbeat/build1', PATHS.heartbeat('build1'))).healthy, 5000);
+    await until('a healthy heartbeat again', async () => (await showJson<HeartbeatFile>(s.remote, 'heartbeat/build1', PATHS.heartbeat('build1'))).healthy, 10_000);
     assert.equal(await stopAgent(a), 0);
   });
 
@@ -578,7 +578,7 @@ describe('agent daemon (real processes, real git)', () => {
         return { result: r.job, writes: { [PATHS.jobs]: r.file }, message: `cancel ${job.id}`, trailers: { 'Coord-Job': job.id } };
       },
     });
-    await a.waitFor((l) => l.msg === 'cancel requested: stopping the build' && l.job === job.id, { timeoutMs: 5000 });
+    await a.waitFor((l) => l.msg === 'cancel requested: stopping the build' && l.job === job.id, { timeoutMs: 10_000 });
     await a.waitFor((l) => l.msg === 'result pushed' && l.job === job.id, { timeoutMs: 10_000 });
     assert.deepEqual(await waitGone(pids), [], 'every process of the tree is gone');
 
@@ -698,7 +698,7 @@ describe('agent daemon (real processes, real git)', () => {
     await a.waitFor((l) => l.msg === 'claimed' && l.job === job.id, { from: fixedFrom });
     await a.waitFor((l) => l.msg === 'result pushed' && l.job === job.id, { timeoutMs: 15_000 });
     assert.equal((await jobOf(s.remote, job.id)).status, 'completed');
-    await until('a healthy heartbeat', async () => (await showJson<HeartbeatFile>(s.remote, 'heartbeat/build1', PATHS.heartbeat('build1'))).healthy, 5000);
+    await until('a healthy heartbeat', async () => (await showJson<HeartbeatFile>(s.remote, 'heartbeat/build1', PATHS.heartbeat('build1'))).healthy, 10_000);
     assert.equal(a.count('agent starting'), 1);
     assert.equal(await stopAgent(a), 0);
   });
