@@ -3,9 +3,10 @@
 
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, readdir, stat } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
+import type { GitRunner } from '../store/git.js';
 
 export const DEFAULT_ARTIFACTS_DIR = '/root/artifacts';
 
@@ -77,4 +78,52 @@ export async function filesIn(dir: string, match: (name: string) => boolean): Pr
     .filter((e) => e.isFile() && match(e.name))
     .map((e) => join(dir, e.name))
     .sort();
+}
+
+// ---------------------------------------------------------------------------
+// What a make build made. make has no artifact convention, so the build's
+// products are found the way a person would: files in the checkout that git
+// does not track (ignored ones too: build/ is usually in .gitignore) and that
+// are what people ship. Object files, dependency files and logs are not.
+
+/** At most this many files from one make build; more are left out with a note. */
+export const MAX_MADE_FILES = 200;
+
+const PACKAGE_NAME = /\.(deb|rpm|jar|war|zip|tgz|tar|tar\.(gz|xz|bz2|zst))$/;
+
+/**
+ * Whether a file made by a build is an artifact, from its name and first bytes:
+ * an ELF executable or shared library (not a relocatable .o), a static library
+ * (ar archive), or a package or archive by its extension.
+ */
+export function isShippable(name: string, head: Buffer): boolean {
+  if (PACKAGE_NAME.test(name)) return true;
+  if (head.length >= 8 && head.subarray(0, 8).toString('latin1') === '!<arch>\n') return true;
+  if (head.length >= 18 && head[0] === 0x7f && head.subarray(1, 4).toString('latin1') === 'ELF') {
+    // e_type at offset 16, in the byte order EI_DATA (offset 5) names: 2 executable, 3 shared object or PIE.
+    const type = head[5] === 2 ? head.readUInt16BE(16) : head.readUInt16LE(16);
+    return type === 2 || type === 3;
+  }
+  return false;
+}
+
+/** The shippable files a build left in a git checkout, sorted; `left` counts those over the limit. */
+export async function madeFiles(dir: string, git: GitRunner, limit = MAX_MADE_FILES): Promise<{ files: string[]; left: number }> {
+  const r = await git(join(dir, '.git'), ['--work-tree', dir, '-C', dir, 'ls-files', '--others', '-z']);
+  if (r.exitCode !== 0) throw new Error(`git ls-files in ${dir}: ${r.stderr.trim().split('\n').pop() ?? `exit ${r.exitCode}`}`);
+  const found: string[] = [];
+  for (const rel of r.stdout.split('\0').filter(Boolean).sort()) {
+    const path = join(dir, rel);
+    const fh = await open(path, 'r').catch(() => null);
+    if (!fh) continue;
+    try {
+      if (!(await fh.stat()).isFile()) continue;
+      const head = Buffer.alloc(20);
+      const { bytesRead } = await fh.read(head, 0, head.length, 0);
+      if (isShippable(basename(rel), head.subarray(0, bytesRead))) found.push(path);
+    } finally {
+      await fh.close();
+    }
+  }
+  return { files: found.slice(0, limit), left: Math.max(0, found.length - limit) };
 }

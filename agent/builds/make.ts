@@ -18,6 +18,8 @@ import {
   type HostSpec,
 } from './distcc.js';
 import { failed, which, type StepContext, type StepOutcome } from './step.js';
+import { madeFiles, MAX_MADE_FILES } from './artifacts.js';
+import { spawnGit, type GitRunner } from '../store/git.js';
 
 /** How long a distcc host gets to accept a TCP connection before it is left out of this build. */
 export const PROBE_TIMEOUT_MS = 1500;
@@ -131,7 +133,7 @@ async function plan(ctx: StepContext, clientLog: string): Promise<Plan | StepOut
   return { command: 'make', args: makeArgs, env: { ...env, DISTCC_HOSTS: used }, pump: false, pumpRequested, planReason, useDistcc: true, report: { ...report, used_hosts: used } };
 }
 
-export async function runMake(ctx: StepContext): Promise<StepOutcome> {
+export async function runMake(ctx: StepContext, git: GitRunner = spawnGit): Promise<StepOutcome> {
   const clientLog = join(ctx.base, 'distcc-client.log');
   await rm(clientLog, { force: true });
   const p = await plan(ctx, clientLog);
@@ -162,5 +164,12 @@ export async function runMake(ctx: StepContext): Promise<StepOutcome> {
   let how = distcc.mode === 'local' ? 'local' : `${distcc.mode}, ${distcc.remote_compiles} remote compiles`;
   if (distcc.pump_requested && distcc.mode !== 'pump') how += /include server/.test(distcc.reason) ? '; pump requested, include server failed' : '; pump requested, not used';
   if (r.aborted || r.exitCode !== 0 || r.timedOut) return { ...failed(`make ${r.summary} (${how})`, r), mode: distcc.mode, details };
-  return { ok: true, summary: `make ${r.summary} (${how})`, exitCode: 0, files: [], mode: distcc.mode, details };
+  let made;
+  try {
+    made = await madeFiles(ctx.dir, git);
+  } catch (e) {
+    return { ...failed(`make ${r.summary} (${how}) but what it made could not be listed: ${(e as Error).message}`, r), mode: distcc.mode, details };
+  }
+  if (made.left) await ctx.note(`artifacts: ${made.left} more files the build made were left out (at most ${MAX_MADE_FILES})`);
+  return { ok: true, summary: `make ${r.summary} (${how})`, exitCode: 0, files: made.files, mode: distcc.mode, details };
 }

@@ -483,9 +483,15 @@ describe('builds through a real agent', () => {
     assert.deepEqual(dc.remote_by_host, { [`127.0.0.1:${d.port}/2`]: 11 });
     assert.ok(d.compileOks() >= 11, `COMPILE_OK lines: ${d.compileOks()}\n${d.log()}`);
     assert.match(mk.result!.summary!, /^make succeeded in .* \(distcc, 11 remote compiles\)$/);
-    const mkManifest = JSON.parse(await show(`build1/manifests/${mk.id}.json`)) as Record<string, unknown>;
+    const mkManifest = JSON.parse(await show(`build1/manifests/${mk.id}.json`)) as { mode: string; artifacts: Array<{ name: string; path: string; size: number; sha256: string }> };
     assert.equal(mkManifest.mode, 'distcc');
-    assert.deepEqual(mkManifest.artifacts, []);
+    // What make built that ships: the linked program in the untracked build/, never its eleven .o files.
+    assert.deepEqual(mkManifest.artifacts.map((a) => a.name), ['hello']);
+    const hello = mkManifest.artifacts[0]!;
+    assert.ok(hello.path.startsWith(join(artifacts, 'build1', 'make') + '/'), hello.path);
+    assert.equal(await sha256(hello.path), hello.sha256);
+    assert.equal((await stat(hello.path)).size, hello.size);
+    assert.match((await execa(hello.path)).stdout, /^hello from buildcoord: \d+$/, 'the stored copy is the working program');
     assert.match(await show(`build1/logs/${mk.id}.log`), /distcc gcc -O2 -Wall -c src\/part10\.c -o build\/part10\.o/);
 
     // build: maven, then the project's packaging script; both artifacts with their sha256.
