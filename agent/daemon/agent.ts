@@ -21,6 +21,7 @@ import { HeartbeatWriter, readHeartbeats } from '../store/heartbeat.js';
 import type { Store } from '../store/store.js';
 import { agentClaim, agentComplete, agentHandBack, agentInbox, agentReclaim, setState, unreadFrom, type Completion, type DashboardContext } from './transitions.js';
 import { every, type Stoppable } from './schedule.js';
+import { updateHealthDashboard } from '../dashboard/ops.js';
 
 export interface AgentSettings {
   builder: string;
@@ -240,9 +241,10 @@ export class Agent {
     }
     const now = Date.now();
     const recoveryDue = now >= this.nextRecoveryAt && now - this.lastRecoveryCheck >= Math.max(this.s.pollMs, this.s.leaseMs / 4);
+    const dashboardDue = now >= this.nextDashboardAt;
     // Nothing moved on main, nothing to push, nobody to check on, no free slot that
     // has not looked at this main yet: nothing to do, and not even a fetch was spent.
-    if (tip === this.lastTip && !this.pending.length && !recoveryDue && !this.wantClaim) return;
+    if (tip === this.lastTip && !this.pending.length && !recoveryDue && !this.wantClaim && !dashboardDue) return;
 
     await this.flushPending();
 
@@ -275,6 +277,41 @@ export class Agent {
       await this.recover();
     }
     await this.claimUpToConcurrency(file);
+    if (dashboardDue) await this.refreshDashboard();
+  }
+
+  private nextDashboardAt = 0;
+
+  /**
+   * Claims and completions carry shared/health_dashboard.json, but a builder that
+   * dies idle has no job commit to carry the news. So every half lease (the lease
+   * judges staleness) one agent rewrites the file when a builder it lists changed
+   * health: a commit per real transition (died, came back, degraded), never for
+   * queue counts or a timestamp, which ride on the next job commit. One writer,
+   * the first by name among builders with a fresh heartbeat, so two agents whose
+   * clocks differ a little never take turns rewriting it.
+   */
+  private async refreshDashboard(): Promise<void> {
+    this.nextDashboardAt = Date.now() + Math.max(this.s.pollMs, this.s.leaseMs / 2);
+    try {
+      const heartbeats = new Map<string, HeartbeatFile>();
+      for (const h of await readHeartbeats(this.store)) if (h.doc) heartbeats.set(h.builder, h.doc);
+      const now = this.clock();
+      const writer = [...heartbeats.entries()]
+        .filter(([, h]) => now.getTime() - Date.parse(h.timestamp) <= this.s.leaseMs)
+        .map(([name]) => name)
+        .sort()[0];
+      if (writer !== this.s.builder) return;
+      // lastTip stays: if main moved meanwhile, the next poll looks at it for work.
+      const r = await updateHealthDashboard(this.store, { staleAfterMs: this.s.leaseMs, heartbeats, now: this.clock, onHealthChange: true });
+      if (r.result.changed) {
+        const b = r.result.summary.builders;
+        this.log.info({ op: 'dashboard', health: Object.fromEntries(Object.entries(b).map(([n, x]) => [n, x.health])), queue: r.result.summary.queue, pushAttempts: r.pushAttempts }, 'health dashboard updated');
+      }
+    } catch (e) {
+      // Only a summary: a broken file or an unreachable remote is reported by the poll itself.
+      this.log.debug({ err: (e as Error).message }, 'health dashboard not refreshed');
+    }
   }
 
   /** Logs each new message for this builder once, marks it read, answers status/ping requests. */

@@ -4,7 +4,7 @@
 // uses.
 
 import { UsageError } from '../errors.js';
-import { sameSummary, summarize } from '../model/dashboard.js';
+import { healthChanged, sameSummary, summarize } from '../model/dashboard.js';
 import { NAME_RE, parseJobId, parseName } from '../model/input.js';
 import * as jobs from '../model/jobs.js';
 import { PATHS, type HealthDashboardFile, type HeartbeatFile, type Job, type JobsFile, type StatusFile } from '../model/types.js';
@@ -39,6 +39,8 @@ export interface DashboardPlanArgs {
   staleAfterMs: number;
   /** The state this same transaction is about to write (a claim's jobs and status), if any. */
   pending?: { jobs?: JobsFile; statuses?: Record<string, StatusFile> };
+  /** Rewrite only when a builder the file lists changed health (the agents' periodic check); else on any change. */
+  onHealthChange?: boolean;
 }
 
 /**
@@ -61,12 +63,15 @@ export function planHealthDashboard(view: TxView, a: DashboardPlanArgs): { write
   const file = a.pending?.jobs ?? view.get<JobsFile>(PATHS.jobs) ?? jobs.emptyJobs();
   const summary = summarize(statuses, a.heartbeats, file, a.now, a.staleAfterMs);
   const current = view.get<HealthDashboardFile>(PATHS.dashboard);
-  return { writes: sameSummary(current, summary) ? {} : { [PATHS.dashboard]: summary }, summary };
+  const write = a.onHealthChange ? healthChanged(current, summary) : !sameSummary(current, summary);
+  return { writes: write ? { [PATHS.dashboard]: summary } : {}, summary };
 }
 
 export interface UpdateHealthDashboardArgs {
   /** The agents' lease: a heartbeat older than this is stale. */
   staleAfterMs: number;
+  /** Commit only when a listed builder's health changed (see DashboardPlanArgs). */
+  onHealthChange?: boolean;
   /** Heartbeats already read (e.g. by the agent's recovery check); read fresh when omitted. */
   heartbeats?: ReadonlyMap<string, HeartbeatFile>;
   now?: () => Date;
@@ -99,7 +104,7 @@ export async function updateHealthDashboard(store: Store, args: UpdateHealthDash
         op: 'dashboard',
         reads: healthDashboardReads(names),
         mutate: (view) => {
-          const p = planHealthDashboard(view, { builders: names, heartbeats: heartbeats!, now: now(), staleAfterMs: args.staleAfterMs });
+          const p = planHealthDashboard(view, { builders: names, heartbeats: heartbeats!, now: now(), staleAfterMs: args.staleAfterMs, onHealthChange: args.onHealthChange });
           const changed = Object.keys(p.writes).length > 0;
           if (!changed) return { result: { changed, summary: p.summary } };
           const q = p.summary.queue;

@@ -47,6 +47,15 @@ export function sameSummary(a: HealthDashboardFile | undefined, b: HealthDashboa
   return a !== undefined && canonicalJson(a) === canonicalJson(b);
 }
 
+/**
+ * Whether a builder the recorded summary lists has changed health (or gone).
+ * Builders it does not list yet, and queue counts, wait for the next job commit.
+ */
+export function healthChanged(recorded: HealthDashboardFile | undefined, next: HealthDashboardFile): boolean {
+  if (recorded === undefined) return false;
+  return Object.entries(recorded.builders).some(([name, b]) => next.builders[name]?.health !== b.health);
+}
+
 // ---------------------------------------------------------------- events from `git log`
 
 /** Ops that are bookkeeping, not something a person watching the fleet wants to see. */

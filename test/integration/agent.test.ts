@@ -661,6 +661,41 @@ describe('agent daemon (real processes, real git)', () => {
     assert.equal(await stopAgent(a), 0);
   });
 
+  it('a builder that dies idle shows as stale in shared/health_dashboard.json: one commit by the other agent, none while nothing changes', T, async () => {
+    const s = await setup();
+    const a1 = await startAgent(s.remote, 'build1', { args: RECLAIMABLE });
+    const a2 = await startAgent(s.remote, 'build2', { args: RECLAIMABLE });
+    // One job puts both builders in the summary (it rides on the claim and completion commits).
+    const job = await enqueue(s);
+    const done = await until('a result', async () => (a1.count('result pushed') + a2.count('result pushed') === 1 ? true : null), 20_000, () => a1.dump() + a2.dump());
+    assert.ok(done);
+    type Dash = { builders: Record<string, { health: string; state: string }> };
+    await until('both builders healthy in the summary', async () => {
+      const d = await showJson<Dash>(s.remote, 'main', PATHS.dashboard);
+      return d.builders.build1?.health === 'healthy' && d.builders.build2?.health === 'healthy';
+    }, 15_000, () => a1.dump() + a2.dump());
+    const dashboardCommits = async () => (await history(s.remote)).filter((c) => c.trailers['Coord-Op'] === 'dashboard');
+    const before = (await dashboardCommits()).length;
+    await sleep(LEASE_MS); // a whole lease with nothing changing
+    assert.equal((await dashboardCommits()).length, before, 'no commit while every builder stays as recorded');
+
+    // build1 dies without a word; build2, now the only builder with a fresh heartbeat, records it.
+    a1.signal('SIGKILL');
+    await a1.exit;
+    const seen = await a2.waitFor((l) => l.msg === 'health dashboard updated', { timeoutMs: 4 * LEASE_MS });
+    assert.deepEqual(seen.health, { build1: 'stale', build2: 'healthy' });
+    const d = await showJson<Dash>(s.remote, 'main', PATHS.dashboard);
+    assert.equal(d.builders.build1!.health, 'stale');
+    assert.equal(d.builders.build2!.health, 'healthy');
+    const after = await dashboardCommits();
+    assert.equal(after.length, before + 1, 'one commit for the transition');
+    assert.equal(after[0]!.trailers['Coord-Builder'], 'build2');
+    await sleep(LEASE_MS);
+    assert.equal((await dashboardCommits()).length, before + 1, 'and no more while build1 stays dead');
+    assert.equal((await jobOf(s.remote, job.id)).status, 'completed');
+    assert.equal(await stopAgent(a2), 0);
+  });
+
   it('a hand-pushed invalid jobs.json: degraded in the heartbeat, claims nothing, changes nothing, recovers by itself after a fix', T, async () => {
     const s = await setup();
     const job = await enqueue(s);
