@@ -110,7 +110,7 @@ export function isShippable(name: string, head: Buffer): boolean {
 /** The shippable files a build left in a git checkout, sorted; `left` counts those over the limit. */
 export async function madeFiles(dir: string, git: GitRunner, limit = MAX_MADE_FILES): Promise<{ files: string[]; left: number }> {
   const r = await git(join(dir, '.git'), ['--work-tree', dir, '-C', dir, 'ls-files', '--others', '-z']);
-  if (r.exitCode !== 0) throw new Error(`git ls-files in ${dir}: ${r.stderr.trim().split('\n').pop() ?? `exit ${r.exitCode}`}`);
+  if (r.exitCode !== 0) throw new Error(`git ls-files in ${dir}: ${r.stderr.trim().split('\n').pop() || `exit ${r.exitCode}`}`);
   const found: string[] = [];
   for (const rel of r.stdout.split('\0').filter(Boolean).sort()) {
     const path = join(dir, rel);

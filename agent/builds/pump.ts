@@ -557,7 +557,7 @@ export async function restorePump(opts: RestoreOptions): Promise<RestoreResult> 
         ['-c', 'import sys; sys.path.insert(0, sys.argv[1]); import distcc_pump_c_extensions as e; ok = e.OsPathIsFile(sys.argv[2]) and not e.OsPathIsFile(sys.argv[1]); print("OsPathIsFile works" if ok else "OsPathIsFile answers wrongly"); sys.exit(0 if ok else 1)', join(target, 'include_server'), join(target, 'include_server', 'include_server.py')],
         work,
       );
-      if (ext.r.exitCode !== 0) fail(`the rebuilt C extension does not work under ${python}: ${ext.text.trim().split('\n').pop() ?? ext.r.summary}`);
+      if (ext.r.exitCode !== 0) fail(`the rebuilt C extension does not work under ${python}: ${ext.text.trim().split('\n').pop() || ext.r.summary}`);
       const dlog = join(work, 'distccd.log');
       const daemon = await startLoopbackDistccd({ logFile: dlog, env: baseEnv as NodeJS.ProcessEnv }).catch((e: Error) => fail(`could not start a distccd for the check: ${e.message}`));
       let verify: PumpProbeResult;

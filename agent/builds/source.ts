@@ -20,7 +20,7 @@ function cacheName(source: string): string {
 
 async function ok(git: GitRunner, dir: string | null, args: string[], step: string, timeoutMs = 600_000): Promise<string> {
   const r = await git(dir, args, { timeoutMs });
-  if (r.exitCode !== 0) throw new OperationError(`${step}: ${r.stderr.trim().split('\n').pop() ?? `git exited ${r.exitCode}`}`);
+  if (r.exitCode !== 0) throw new OperationError(`${step}: ${r.stderr.trim().split('\n').pop() || `git exited ${r.exitCode}`}`);
   return r.stdout.trim();
 }
 
