@@ -39,7 +39,8 @@ fi
 export BUILDCOORD_HOME
 unset BUILDCOORD_REPO BUILDCOORD_CONFIG || true
 # Its own config file, so a real /etc/buildcoord/agent.json on this machine is left out of it.
-echo '{"builder": "quickstart"}' > "$BUILDCOORD_HOME/quickstart.json"
+# Artifacts go under the temporary home too, not the builders' default /root/artifacts.
+printf '{"builder": "quickstart", "artifacts_dir": "%s"}\n' "$BUILDCOORD_HOME/artifacts" > "$BUILDCOORD_HOME/quickstart.json"
 bc() { BUILDCOORD_CONFIG="$BUILDCOORD_HOME/quickstart.json" node "$root/dist/agent/cli/main.js" "$@"; }
 
 pids=()
@@ -124,6 +125,11 @@ step "One job's pushed log"
 first=$(bc job list --all --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{console.log(JSON.parse(s)[0].id)})')
 bc job show "$first"
 git --git-dir "$BUILDCOORD_HOME/coordination.git" show "main:$(bc job show "$first" --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{console.log(JSON.parse(s).result.log)})')" | tail -n 5
+
+step "What it built (its manifest on main; the files stay on the builder)"
+manifest=$(bc job show "$first" --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{console.log(JSON.parse(s).result.manifest)})')
+git --git-dir "$BUILDCOORD_HOME/coordination.git" show "main:$manifest" |
+  node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{for(const a of JSON.parse(s).artifacts)console.log(`${a.name}  ${a.size} bytes  sha256 ${a.sha256}\n  ${a.path}`)})'
 
 if bc msg --help >/dev/null 2>&1; then
   step "A message from build1 to build2"

@@ -97,7 +97,8 @@ async function fixtureOut(): Promise<string> {
 async function startAgent(remote: string, builder: string, opts: AgentOpts = {}): Promise<AgentProc> {
   const home = await tmpDir(`agent-${builder}-`);
   const args = [cliPath(), 'agent', '--repo', remote, '--builder', builder, ...(opts.config ? ['--config', opts.config] : []), ...(opts.args ?? FAST)];
-  const env = { ...(await gitEnv()), NO_COLOR: '1', BUILDCOORD_HOME: home, ...opts.env };
+  // Whatever a build makes stays in the agent's temporary home, never in the default /root/artifacts.
+  const env = { ...(await gitEnv()), NO_COLOR: '1', BUILDCOORD_HOME: home, BUILDCOORD_ARTIFACTS_DIR: join(home, 'artifacts'), ...opts.env };
   const child = spawn(process.execPath, args, { cwd: home, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Line[] = [];
   let stderr = '';

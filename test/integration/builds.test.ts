@@ -384,7 +384,7 @@ async function startAgent(remote: string, args: string[], env: Record<string, st
   const home = await tmpDir('agent-home-');
   const child = spawn(process.execPath, [cliPath(), 'agent', '--repo', remote, ...args], {
     cwd: home,
-    env: { ...(await gitEnv()), NO_COLOR: '1', BUILDCOORD_HOME: home, ...env },
+    env: { ...(await gitEnv()), NO_COLOR: '1', BUILDCOORD_HOME: home, BUILDCOORD_ARTIFACTS_DIR: join(home, 'artifacts'), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: Line[] = [];

@@ -30,7 +30,7 @@ function startAgent(repo: string, builder: string, home: string, extra: string[]
   mkdirSync(home, { recursive: true });
   writeFileSync(join(home, 'no-config.json'), JSON.stringify({ builder }));
   const proc = spawn(process.execPath, [cliPath(), 'agent', '--repo', repo, '--builder', builder, '--poll', '200ms', '--heartbeat', '400ms', '--lease', '3s', '--grace', '2s', ...extra], {
-    env: { ...process.env, BUILDCOORD_HOME: home, NO_COLOR: '1', BUILDCOORD_CONFIG: join(home, 'no-config.json') },
+    env: { ...process.env, BUILDCOORD_HOME: home, NO_COLOR: '1', BUILDCOORD_CONFIG: join(home, 'no-config.json'), BUILDCOORD_ARTIFACTS_DIR: join(home, 'artifacts') },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
