@@ -30,9 +30,9 @@ import { git, makeBareRepo } from '../helpers/git.js';
 import { cliSnapshot, errorLines, gitVerb, intEnv, median, quantile, readTrace, sleep, track, untrack, type TraceProc } from './cli.js';
 import type { BenchContext, BenchSection, Cell, SectionResult, TargetCheck } from './main.js';
 
-type Event = Record<string, unknown> & { msg?: string; time?: number };
+export type Event = Record<string, unknown> & { msg?: string; time?: number };
 
-interface AgentProc {
+export interface AgentProc {
   builder: string;
   pid: number;
   events: Event[];
@@ -44,7 +44,7 @@ interface AgentProc {
   stop(timeoutMs?: number): Promise<number>;
 }
 
-function startAgent(ctx: BenchContext, opts: { cli: string; builder: string; repo: string; home: string; config: string; flags: string[]; env?: Record<string, string> }): AgentProc {
+export function startAgent(ctx: BenchContext, opts: { cli: string; builder: string; repo: string; home: string; config: string; flags: string[]; env?: Record<string, string> }): AgentProc {
   const args = [opts.cli, 'agent', '--builder', opts.builder, '--repo', opts.repo, '--config', opts.config, ...opts.flags];
   const child = spawn(process.execPath, args, { env: { ...ctx.env, BUILDCOORD_HOME: opts.home, NO_COLOR: '1', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   if (child.pid === undefined) throw new Error(`could not start agent ${opts.builder}`);
@@ -139,7 +139,7 @@ function startAgent(ctx: BenchContext, opts: { cli: string; builder: string; rep
 }
 
 /** A coordination remote with the layout for these builders. */
-async function seededRemote(ctx: BenchContext, label: string, builders: string[]): Promise<{ dir: string; url: string }> {
+export async function seededRemote(ctx: BenchContext, label: string, builders: string[]): Promise<{ dir: string; url: string }> {
   const remote = await makeBareRepo({ parent: await ctx.tmpDir(`agent-${label}-`) });
   const store = new Store({ remote: remote.url, home: await ctx.tmpDir(`agent-${label}-seed-`), actor: 'bench' });
   await initLayout(store, builders);
@@ -162,7 +162,7 @@ async function refExists(remoteDir: string, ref: string): Promise<boolean> {
   }
 }
 
-async function waitReady(a: AgentProc, remoteDir: string, timeoutMs: number): Promise<boolean> {
+export async function waitReady(a: AgentProc, remoteDir: string, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   if (!(await a.waitFor((e) => e.msg === 'agent starting', timeoutMs))) return false;
   while (Date.now() < deadline) {

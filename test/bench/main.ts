@@ -17,6 +17,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { cleanupAll, gitEnv, git, repoRoot, tmpDir } from '../helpers/git.js';
 import { agentSection } from './agent.js';
+import { buildsSection } from './builds.js';
 import { claimsSection } from './claims.js';
 import { cliSection } from './cli.js';
 
@@ -65,7 +66,7 @@ export interface BenchSection {
 }
 
 /** Run order. Later sections: import them and append here. */
-export const SECTIONS: BenchSection[] = [claimsSection, cliSection, agentSection];
+export const SECTIONS: BenchSection[] = [claimsSection, cliSection, agentSection, buildsSection];
 
 function formatCell(value: Cell | undefined, col: Column): string {
   if (value === null || value === undefined) return '-';
