@@ -12,6 +12,7 @@ import { readHeartbeats } from '../store/heartbeat.js';
 import { jobAction, readJobs, setPause } from '../store/ops.js';
 import type { Store } from '../store/store.js';
 import type { Handler } from './cmd-jobs.js';
+import type { Context } from './context.js';
 import { ago, clean, span, table } from './format.js';
 
 const STATUS_RE = /^([A-Za-z0-9][A-Za-z0-9._-]{0,63})\/status\.json$/;
@@ -38,6 +39,19 @@ async function fleet(store: Store, now: Date, staleAfterMs: number) {
   }
   const rows = [...statuses.keys()].sort().map((b) => judgeBuilder(b, statuses.get(b), beats.get(b), now, staleAfterMs));
   return { rows, queue: summarizeQueue(file), file, problems, commit: snap.commit };
+}
+
+/**
+ * The builder `control pause|resume` acts on: --builder B (or --target B), else
+ * the whole fleet. Here --builder names the subject, not who acts, so the
+ * pause is recorded as made by BUILDCOORD_BUILDER, the config's builder or the user.
+ */
+function controlTarget(ctx: Context, target: string | undefined): string | null {
+  const flag = ctx.args.builder;
+  if (target !== undefined && flag !== undefined && target !== flag) throw new UsageError(`--target ${target} and --builder ${flag} name different builders: give one`);
+  const name = target ?? flag;
+  ctx.args.builder = undefined;
+  return name === undefined ? null : parseName(name, target !== undefined ? '--target' : '--builder');
 }
 
 export function registerFleetCommands(y: Argv, handler: Handler): Argv {
@@ -80,9 +94,13 @@ export function registerFleetCommands(y: Argv, handler: Handler): Argv {
         .command(
           'pause',
           'A paused builder (or fleet) claims nothing new; running jobs finish',
-          (a) => a.option('target', { type: 'string', describe: 'The builder to pause (default: the whole fleet)' }).example('$0 control pause --target build2', '').example('$0 control pause', 'the whole fleet'),
+          (a) =>
+            a
+              .option('target', { type: 'string', describe: 'The builder to pause, same as --builder here (default: the whole fleet)' })
+              .example('$0 control pause --builder build2', 'build2 claims nothing new')
+              .example('$0 control pause', 'the whole fleet'),
           handler(async (ctx, argv) => {
-            const target = argv.target === undefined ? null : parseName(argv.target, '--target');
+            const target = controlTarget(ctx, argv.target as string | undefined);
             const { result } = await setPause(await ctx.store(), target, true, ctx.actor, ctx.io.clock());
             ctx.io.out(result ? `paused ${target ?? 'the fleet'}\n` : `${target ?? 'the fleet'} was already paused; nothing changed\n`);
           }),
@@ -90,9 +108,13 @@ export function registerFleetCommands(y: Argv, handler: Handler): Argv {
         .command(
           'resume',
           'Let a paused builder (or fleet) claim again',
-          (a) => a.option('target', { type: 'string', describe: 'The builder to resume (default: the whole fleet)' }).example('$0 control resume --target build2', ''),
+          (a) =>
+            a
+              .option('target', { type: 'string', describe: 'The builder to resume, same as --builder here (default: the whole fleet)' })
+              .example('$0 control resume --builder build2', '')
+              .example('$0 control resume', 'the whole fleet'),
           handler(async (ctx, argv) => {
-            const target = argv.target === undefined ? null : parseName(argv.target, '--target');
+            const target = controlTarget(ctx, argv.target as string | undefined);
             const { result } = await setPause(await ctx.store(), target, false, ctx.actor, ctx.io.clock());
             ctx.io.out(result ? `resumed ${target ?? 'the fleet'}\n` : `${target ?? 'the fleet'} was not paused; nothing changed\n`);
           }),

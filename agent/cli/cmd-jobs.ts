@@ -202,6 +202,7 @@ export function registerJobCommands(y: Argv, handler: Handler): Argv {
           const summary = argv.summary === undefined ? undefined : parseText(argv.summary, '--summary', 500, { singleLine: true });
           const { result: job } = await completeJob(await ctx.store(), { id, builder, attempt, status, result: summary ? { summary } : undefined }, { clock: ctx.io.clock });
           if (ctx.args.json) ctx.json(job);
+          else if (job.status === 'queued') ctx.io.out(`${job.id} failed (attempt ${job.attempt} on ${builder}); queued again: automatic retry ${job.retried} of ${job.retries}\n`);
           else ctx.io.out(`${job.id} ${job.status} (attempt ${job.attempt} on ${builder})\n`);
         }),
       )

@@ -453,8 +453,8 @@ export class Agent {
     }
     if (entry.reason === 'drain') {
       try {
-        await agentHandBack(this.store, job.id, this.s.builder, job.attempt);
-        this.log.info({ op: 'hand-back', job: job.id, attempt: job.attempt }, 'handed back to the queue (drain)');
+        const r = await agentHandBack(this.store, job.id, this.s.builder, job.attempt, this.clock);
+        this.log.info({ op: 'hand-back', job: job.id, attempt: job.attempt, status: r.result.status, pushAttempts: r.pushAttempts }, 'handed back to the queue (drain)');
       } catch (e) {
         this.log.warn({ job: job.id, err: (e as Error).message }, 'could not hand back; its lease will run out and another builder will take it');
       }

@@ -7,6 +7,7 @@ import * as jobs from '../model/jobs.js';
 import { PATHS, type BuildConfigFile, type BuilderState, type HeartbeatFile, type Job, type JobsFile, type Message, type MessagesFile, type StatusFile } from '../model/types.js';
 import * as msgs from '../model/messages.js';
 import { statusFor } from '../store/layout.js';
+import { isPaused } from '../model/fleet.js';
 import type { Store, TxOutcome, TxView } from '../store/store.js';
 import { healthDashboardReads, MoreReadsNeeded, planHealthDashboard } from '../dashboard/ops.js';
 
@@ -35,14 +36,6 @@ function dashboardWrites(view: TxView, dash: DashboardContext | undefined, now: 
   }
 }
 
-export function isPaused(config: BuildConfigFile | undefined, builder: string): { paused: boolean; by?: string | null } {
-  const c = config?.control;
-  if (!c) return { paused: false };
-  const own = c.builders?.[builder];
-  if (own?.paused) return { paused: true, by: own.paused_by };
-  if (c.paused) return { paused: true, by: c.paused_by };
-  return { paused: false };
-}
 
 function statusOf(view: TxView, builder: string, now: Date): StatusFile {
   return view.get<StatusFile>(PATHS.status(builder)) ?? statusFor(builder, now);
@@ -142,14 +135,14 @@ export function agentComplete(store: Store, c: Completion, now: () => Date, stil
   });
 }
 
-/** Drain: give a running job back to the queue. */
-export function agentHandBack(store: Store, id: string, builder: string, attempt: number): Promise<TxOutcome<Job>> {
+/** Give a running job back to the queue: on a drain, or after a restart found it orphaned. */
+export function agentHandBack(store: Store, id: string, builder: string, attempt: number, now: () => Date, why = 'draining'): Promise<TxOutcome<Job>> {
   return store.transact({
     op: 'hand-back',
     reads: [PATHS.jobs],
     mutate: (view) => {
-      const r = jobs.handBack(view.get<JobsFile>(PATHS.jobs) ?? jobs.emptyJobs(), id, builder, attempt);
-      return { result: r.job, writes: { [PATHS.jobs]: r.file }, message: `hand back ${id} from ${builder} (attempt ${attempt}, draining)`, trailers: { 'Coord-Job': id } };
+      const r = jobs.handBack(view.get<JobsFile>(PATHS.jobs) ?? jobs.emptyJobs(), id, builder, attempt, now());
+      return { result: r.job, writes: { [PATHS.jobs]: r.file }, message: `hand back ${id} from ${builder} (attempt ${attempt}, ${why})`, trailers: { 'Coord-Job': id } };
     },
   });
 }
@@ -187,10 +180,11 @@ export function agentReclaim(
         from: a.self,
         to: 'all',
         type: rc.failed ? 'error' : 'warning',
-        subject: rc.failed ? `${rc.job.id} failed: reclaimed too often` : `reclaimed ${rc.job.id} from ${rc.from}`,
-        body: rc.failed
-          ? `${rc.job.result?.summary ?? ''}`
-          : `${rc.from} stopped heartbeating and its lease on ${rc.job.id} (attempt ${rc.job.attempt}) ran out; the job is queued again (reclaim ${rc.job.reclaims}).`,
+        subject: rc.failed ? `${rc.job.id} failed: reclaimed too often` : rc.job.status === 'cancelled' ? `${rc.job.id} cancelled: its builder ${rc.from} went silent` : `reclaimed ${rc.job.id} from ${rc.from}`,
+        body:
+          rc.failed || rc.job.status === 'cancelled'
+            ? `${rc.job.result?.summary ?? ''}`
+            : `${rc.from} stopped heartbeating and its lease on ${rc.job.id} (attempt ${rc.job.attempt}) ran out; the job is queued again (reclaim ${rc.job.reclaims}).`,
         timestamp: t.toISOString(),
         read: false,
       }));

@@ -1,7 +1,7 @@
 // The fleet at a glance, computed from main's status files, the heartbeat
 // branches and the queue. Pure: the caller reads, this only judges.
 
-import type { HeartbeatFile, JobsFile, StatusFile } from './types.js';
+import type { BuildConfigFile, HeartbeatFile, JobsFile, StatusFile } from './types.js';
 
 export type Health = 'healthy' | 'degraded' | 'stale' | 'offline' | 'unknown';
 
@@ -51,4 +51,14 @@ export function summarizeQueue(file: JobsFile): QueueSummary {
   const s: QueueSummary = { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
   for (const j of file.jobs) s[j.status]++;
   return s;
+}
+
+/** Whether a builder may claim: paused on its own, or with the whole fleet (shared/build_config.json "control"). */
+export function isPaused(config: BuildConfigFile | undefined, builder: string): { paused: boolean; by?: string | null } {
+  const c = config?.control;
+  if (!c) return { paused: false };
+  const own = c.builders?.[builder];
+  if (own?.paused) return { paused: true, by: own.paused_by };
+  if (c.paused) return { paused: true, by: c.paused_by };
+  return { paused: false };
 }

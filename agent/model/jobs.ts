@@ -97,7 +97,10 @@ export function enqueueMany(
 
 /** Queue order: priority 1 first, then oldest, then id for a total order. */
 export function compareQueue(a: Job, b: Job): number {
-  return a.priority - b.priority || (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : 0) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  // By instant, not by text: "…:00Z" written by hand and "…:00.123Z" from the CLI are the same second.
+  const ta = Date.parse(a.created_at);
+  const tb = Date.parse(b.created_at);
+  return a.priority - b.priority || (ta < tb ? -1 : ta > tb ? 1 : 0) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 export interface BuilderFacts {
@@ -203,6 +206,14 @@ export function complete(
 ): { file: JobsFile; job: Job } {
   const cur = findJob(file, id);
   assertHolder(cur, builder, attempt);
+  const retried = cur.retried ?? 0;
+  if (status === 'failed' && retried < (cur.retries ?? 0)) {
+    // An automatic retry: back to the queue for any eligible builder; the next claim is a new attempt.
+    // The failed attempt's result stays visible until then.
+    const summary = `attempt ${cur.attempt} failed on ${builder}; automatic retry ${retried + 1} of ${cur.retries}: ${String(result?.summary ?? cur.result?.summary ?? '')}`;
+    const job: Job = { ...cur, status: 'queued', assigned_to: null, started_at: null, completed_at: null, lease_expires_at: null, retried: retried + 1, result: { ...(result ?? cur.result ?? {}), summary } };
+    return { file: replace(file, job), job };
+  }
   const job: Job = { ...cur, status, completed_at: iso(now), lease_expires_at: null, result: result ?? cur.result ?? null };
   return { file: replace(file, job), job };
 }
@@ -244,10 +255,19 @@ export function reclaimExpired(
 ): { file: JobsFile; reclaimed: Reclaim[] } {
   const reclaimed: Reclaim[] = [];
   const jobs = file.jobs.map((job) => {
-    if (job.status !== 'running' || !job.assigned_to || job.assigned_to === self) return job;
-    const hb = heartbeats.get(job.assigned_to);
-    if (!isStale(hb, now, leaseMs) || effectiveLease(job, hb) > now.getTime()) return job;
-    const from = job.assigned_to;
+    if (job.status !== 'running' || (job.assigned_to !== null && job.assigned_to === self)) return job;
+    // A running job with nobody holding it (a hand edit the schema allows) has no builder to wait for.
+    const from = job.assigned_to ?? 'nobody';
+    if (job.assigned_to) {
+      const hb = heartbeats.get(job.assigned_to);
+      if (!isStale(hb, now, leaseMs) || effectiveLease(job, hb) > now.getTime()) return job;
+    }
+    if (job.cancel_requested) {
+      // Its cancel was never carried out: the job ends cancelled instead of running again.
+      const next = stopCancelled(job, now, `cancelled: ${from} went silent before it stopped attempt ${job.attempt}`);
+      reclaimed.push({ job: next, from, failed: false });
+      return next;
+    }
     const count = (job.reclaims ?? 0) + 1;
     const failed = count > maxReclaims;
     const next: Job = failed
@@ -266,11 +286,21 @@ export function reclaimExpired(
   return { file: reclaimed.length ? { ...file, jobs } : file, reclaimed };
 }
 
-/** The holder gives its running job back (drain): it runs again elsewhere as a new attempt. */
-export function handBack(file: JobsFile, id: string, builder: string, attempt: number): { file: JobsFile; job: Job } {
+function stopCancelled(job: Job, now: Date, summary: string): Job {
+  return { ...job, status: 'cancelled', completed_at: iso(now), lease_expires_at: null, result: { ...(job.result ?? {}), summary } };
+}
+
+/**
+ * The holder gives its running job back (drain, or a restart that found it
+ * orphaned): it runs again elsewhere as a new attempt. One whose cancel was
+ * requested ends cancelled instead: a queued job with a cancel request would never run nor end.
+ */
+export function handBack(file: JobsFile, id: string, builder: string, attempt: number, now: Date): { file: JobsFile; job: Job } {
   const cur = findJob(file, id);
   assertHolder(cur, builder, attempt);
-  const job: Job = { ...cur, status: 'queued', assigned_to: null, started_at: null, lease_expires_at: null };
+  const job: Job = cur.cancel_requested
+    ? stopCancelled(cur, now, `cancelled: handed back by ${builder} (attempt ${attempt}) before it stopped`)
+    : { ...cur, status: 'queued', assigned_to: null, started_at: null, lease_expires_at: null };
   return { file: replace(file, job), job };
 }
 
@@ -279,6 +309,11 @@ export function cancel(file: JobsFile, id: string, by: string, now: Date): { fil
   const cur = findJob(file, id);
   if (cur.status === 'queued') {
     const job: Job = { ...cur, status: 'cancelled', completed_at: iso(now), result: { summary: `cancelled by ${by} before it ran` } };
+    return { file: replace(file, job), job };
+  }
+  if (cur.status === 'running' && !cur.assigned_to) {
+    // Nobody holds it (a hand edit), so nobody would carry out a request: cancel it now.
+    const job = stopCancelled(cur, now, `cancelled by ${by} (it was running with no builder)`);
     return { file: replace(file, job), job };
   }
   if (cur.status === 'running') {
@@ -293,7 +328,8 @@ export function cancel(file: JobsFile, id: string, by: string, now: Date): { fil
 export function retry(file: JobsFile, id: string): { file: JobsFile; job: Job } {
   const cur = findJob(file, id);
   if (cur.status !== 'failed' && cur.status !== 'cancelled') throw new PreconditionError(`job ${cur.id} is ${cur.status}; only failed or cancelled jobs can be retried`);
-  const job: Job = { ...cur, status: 'queued', assigned_to: null, started_at: null, completed_at: null, lease_expires_at: null, cancel_requested: false, result: null, reclaims: 0 };
+  // A fresh budget: no reclaims and no automatic retries used yet.
+  const job: Job = { ...cur, status: 'queued', assigned_to: null, started_at: null, completed_at: null, lease_expires_at: null, cancel_requested: false, result: null, reclaims: 0, retried: 0 };
   return { file: replace(file, job), job };
 }
 

@@ -46,6 +46,8 @@ export interface Job {
   timeout_seconds?: number | null;
   /** How many times a failed attempt may be retried automatically. */
   retries?: number;
+  /** How many of those automatic retries were used (a manual retry starts again at 0). */
+  retried?: number;
   cancel_requested?: boolean;
   result?: JobResult | null;
 }

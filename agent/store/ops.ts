@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { OperationError, PreconditionError } from '../errors.js';
 import * as jobs from '../model/jobs.js';
+import { isPaused } from '../model/fleet.js';
 import { PATHS, type BuildConfigFile, type Job, type JobsFile } from '../model/types.js';
 import type { Store, TxOutcome } from './store.js';
 
@@ -73,8 +74,11 @@ export async function claimNext(store: Store, builder: jobs.BuilderFacts, leaseM
   const { now } = deps(d);
   return store.transact({
     op: 'claim',
-    reads: [PATHS.jobs],
+    reads: [PATHS.jobs, PATHS.buildConfig],
     mutate: (view) => {
+      // The same rule the agents follow: a paused builder (or fleet) claims nothing, by hand either.
+      const pause = isPaused(view.get<BuildConfigFile>(PATHS.buildConfig), builder.name);
+      if (pause.paused) throw new PreconditionError(`${builder.name} is paused${pause.by ? ` (by ${pause.by})` : ''}: it claims nothing until \`buildcoord control resume\``);
       const r = jobs.claim(jobsOf(view.get<JobsFile>(PATHS.jobs)), builder, now(), leaseMs);
       return {
         result: r.job,

@@ -195,6 +195,7 @@ async function setup(opts: { initWithCli?: boolean } = {}): Promise<Setup> {
       types: {
         slow: { command: SLEEP_JOB, args: [] },
         tree: { command: SPAWN_TREE, args: [] },
+        fail: { command: '/bin/false', args: [] },
       },
     }),
   );
@@ -659,6 +660,24 @@ describe('agent daemon (real processes, real git)', () => {
     assert.equal((await history(s.remote)).filter((c) => c.trailers['Coord-Op'] === 'heartbeat').length, 0);
     // The old heartbeats are unreachable garbage on the remote, not history.
     assert.equal(await git(s.remote, 'for-each-ref', '--format=%(refname)', 'refs/heads/'), 'refs/heads/heartbeat/build1\nrefs/heads/main');
+    assert.equal(await stopAgent(a), 0);
+  });
+
+  it('a failing job with --retries 1 runs a second attempt by itself, then ends failed', T, async () => {
+    const s = await setup();
+    const a = await startAgent(s.remote, 'build1', { config: s.config });
+    const job = (await addJobs(s.store, [{ ...draft(s, 'fail'), retries: 1 }])).result[0]!;
+    await a.waitFor((l) => l.msg === 'result pushed' && l.job === job.id && l.attempt === 2, { timeoutMs: 15_000 });
+    const j = await jobOf(s.remote, job.id);
+    assert.equal(j.status, 'failed');
+    assert.equal(j.attempt, 2);
+    assert.equal(j.retried, 1);
+    const ops = (await history(s.remote))
+      .filter((c) => aboutJob(c, job.id))
+      .map((c) => `${c.trailers['Coord-Op']}${c.trailers['Coord-Attempt'] ? ` ${c.trailers['Coord-Attempt']}` : ''}`)
+      .reverse();
+    assert.deepEqual(ops, ['enqueue', 'claim 1', 'complete 1', 'claim 2', 'complete 2']);
+    assert.equal(a.count((l) => l.msg === 'claimed' && l.job === job.id), 2);
     assert.equal(await stopAgent(a), 0);
   });
 

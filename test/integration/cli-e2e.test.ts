@@ -198,21 +198,31 @@ describe('buildcoord against a bare repository on this host', () => {
     const job = json(await bc('job', 'claim', '--builder', 'b1', '--label', 'os=linux', '--label', 'arch=x86_64', '--json'));
     assert.equal(job.id, second);
     assert.equal(job.attempt, 1);
+    // It was added with --retries 3: a failure puts it back in the queue by itself.
     const done = await bc('job', 'complete', second, '--builder', 'b1', '--attempt', '1', '--status', 'failed');
     assert.equal(done.exitCode, 0, done.stderr);
+    assert.equal(done.stdout, `${second} failed (attempt 1 on b1); queued again: automatic retry 1 of 3`);
 
     const empty = await bc('job', 'claim', '--builder', 'b2', '--label', 'os=linux', '--label', 'arch=x86_64');
-    assert.equal(empty.exitCode, 1);
+    assert.equal(empty.exitCode, 1, 'the retry is still pinned to b1');
     assert.equal(empty.stderr, 'buildcoord: no eligible job');
+    const again = json(await bc('job', 'claim', '--builder', 'b1', '--label', 'os=linux', '--label', 'arch=x86_64', '--json'));
+    assert.equal(again.id, second);
+    assert.equal(again.attempt, 2);
+    assert.equal(again.retried, 1);
+    const final = await bc('job', 'complete', second, '--builder', 'b1', '--attempt', '2', '--status', 'failed', '--json');
+    assert.equal(json(final).status, 'queued', 'two retries left');
 
     const list = json<Obj[]>(await bc('job', 'list', '--json'));
     assert.deepEqual(
       list.map((j) => [j.id, j.status, j.assigned_to, j.attempt]),
       [
-        [second, 'failed', 'b1', 1],
+        [second, 'queued', null, 2],
         [first, 'completed', 'b1', 1],
       ],
     );
+    const cancelled = await bc('job', 'cancel', second);
+    assert.equal(cancelled.exitCode, 0, cancelled.stderr);
     const table = await bc('job', 'list');
     assert.equal(lines(table.stdout).length, 2, 'completed jobs are hidden in the table by default');
   });

@@ -147,9 +147,15 @@ describe('fleet commands', () => {
     const { repo, home, cli, base } = await setup();
     const src = await makeBareRepo({ parent: base, name: 'src.git' });
     await seedRepo(src.url, { Makefile: 'all:\n\t@echo built\n' });
-    const p = await cli(['control', 'pause', '--target', 'build1']);
+    // --builder names the builder to pause here (the issue's spelling); --target is the same.
+    const p = await cli(['control', 'pause', '--builder', 'build1']);
     assert.equal(p.exitCode, 0, p.stderr);
+    assert.equal(p.stdout.trim(), 'paused build1');
     const id = (await cli(['job', 'add', '--type', 'make', '--source', src.url])).stdout.trim();
+    // A claim by hand follows the same rule as the agents.
+    const byHand = await cli(['job', 'claim', '--builder', 'build1']);
+    assert.equal(byHand.exitCode, 1);
+    assert.match(byHand.stderr, /^buildcoord: build1 is paused \(by [^)]+\): it claims nothing until `buildcoord control resume`$/);
     const a = startAgent(repo, 'build1', join(base, 'agent-home'));
     await until('the agent to report paused', async () => {
       const st = await git(repo, 'show', 'main:build1/status.json');
@@ -157,9 +163,11 @@ describe('fleet commands', () => {
     });
     await new Promise((r) => setTimeout(r, 800));
     assert.equal((await readJobs(new Store({ remote: repo, home: join(home, 'r'), actor: 'r' }))).jobs[0]!.status, 'queued', 'nothing claimed while paused');
-    const config = JSON.parse(await git(repo, 'show', 'main:shared/build_config.json')) as { control: { builders: Record<string, { paused: boolean; paused_by: string; paused_at: string }> } };
+    const config = JSON.parse(await git(repo, 'show', 'main:shared/build_config.json')) as { control: { paused?: boolean; builders: Record<string, { paused: boolean; paused_by: string; paused_at: string }> } };
     assert.equal(config.control.builders.build1!.paused, true);
     assert.ok(config.control.builders.build1!.paused_by);
+    assert.notEqual(config.control.builders.build1!.paused_by, 'build1', 'recorded as paused by whoever ran the command, not by the paused builder');
+    assert.equal(config.control.paused ?? false, false, 'only build1, not the fleet');
     assert.ok(Date.parse(config.control.builders.build1!.paused_at) > 0);
     assert.equal((await cli(['control', 'resume', '--target', 'build1'])).exitCode, 0);
     await until('the job to complete after resume', async () => {

@@ -243,7 +243,7 @@ describe('reclaimExpired', () => {
     assert.equal(claimed.job.reclaims, 1, 'the count survives the new claim');
     assert.throws(() => complete(claimed.file, 'job_a', 'build2', 1, 'completed', at(102)), PreconditionError);
     assert.throws(() => renewLease(claimed.file, 'job_a', 'build2', 1, at(102), LEASE), PreconditionError);
-    assert.throws(() => handBack(claimed.file, 'job_a', 'build2', 1), /attempt 1 on build2 is no longer current: the job is attempt 2 on build1/);
+    assert.throws(() => handBack(claimed.file, 'job_a', 'build2', 1, at(0)), /attempt 1 on build2 is no longer current: the job is attempt 2 on build1/);
     // Even the same builder with the old attempt is out.
     assert.throws(() => complete(claimed.file, 'job_a', 'build1', 1, 'completed', at(102)), PreconditionError);
     assert.equal(complete(claimed.file, 'job_a', 'build1', 2, 'completed', at(102)).job.status, 'completed');
@@ -260,7 +260,7 @@ describe('reclaimExpired', () => {
 describe('handBack', () => {
   it('gives the holder’s running job back to the queue; the next claim is a new attempt', () => {
     const file = deepFreeze(fileOf(running('job_a', 'build1', 0, 1), job('job_b')));
-    const r = handBack(file, 'job_a', 'build1', 1);
+    const r = handBack(file, 'job_a', 'build1', 1, at(0));
     assert.equal(r.job.status, 'queued');
     assert.equal(r.job.assigned_to, null);
     assert.equal(r.job.started_at, null);
@@ -274,10 +274,10 @@ describe('handBack', () => {
 
   it('is refused for another builder, another attempt, or a job no longer running', () => {
     const file = fileOf(running('job_a', 'build1', 0, 2), job('job_q'), job('job_c', { status: 'completed', assigned_to: 'build1', attempt: 1 }));
-    assert.throws(() => handBack(file, 'job_a', 'build2', 2), PreconditionError);
-    assert.throws(() => handBack(file, 'job_a', 'build1', 1), PreconditionError);
-    assert.throws(() => handBack(file, 'job_q', 'build1', 0), PreconditionError);
-    assert.throws(() => handBack(file, 'job_c', 'build1', 1), /no longer current: the job is completed/);
+    assert.throws(() => handBack(file, 'job_a', 'build2', 2, at(0)), PreconditionError);
+    assert.throws(() => handBack(file, 'job_a', 'build1', 1, at(0)), PreconditionError);
+    assert.throws(() => handBack(file, 'job_q', 'build1', 0, at(0)), PreconditionError);
+    assert.throws(() => handBack(file, 'job_c', 'build1', 1, at(0)), /no longer current: the job is completed/);
   });
 });
 
@@ -486,5 +486,64 @@ describe('resolveSettings', () => {
     const s = resolve({ builder: 'b' }, {}, file);
     s.labels.arch = 'changed';
     assert.equal(file.labels!.arch, 'amd64');
+  });
+});
+
+// ---------------------------------------------------------------- automatic retries, cancels that outlive their builder
+
+describe('automatic retries (--retries)', () => {
+  it('a failed attempt goes back to the queue while retries are left, then fails for good', () => {
+    let file: JobsFile = fileOf(running('job_a', 'build1', 0, 1, { retries: 2 }));
+    const first = complete(file, 'job_a', 'build1', 1, 'failed', at(10), { summary: 'make exited with 2' });
+    assert.equal(first.job.status, 'queued');
+    assert.equal(first.job.assigned_to, null);
+    assert.equal(first.job.completed_at, null);
+    assert.equal(first.job.retried, 1);
+    assert.match(String(first.job.result?.summary), /^attempt 1 failed on build1; automatic retry 1 of 2: make exited with 2$/);
+    valid(first.file);
+    file = claimJob(first.file, 'job_a', 'build2', at(20), LEASE).file;
+    const second = complete(file, 'job_a', 'build2', 2, 'failed', at(30), { summary: 'again' });
+    assert.equal(second.job.status, 'queued');
+    assert.equal(second.job.retried, 2);
+    file = claimJob(second.file, 'job_a', 'build1', at(40), LEASE).file;
+    const third = complete(file, 'job_a', 'build1', 3, 'failed', at(50), { summary: 'third time' });
+    assert.equal(third.job.status, 'failed', 'no retries left');
+    assert.equal(third.job.result?.summary, 'third time');
+    assert.equal(third.job.completed_at, isoAt(50));
+  });
+
+  it('never retries a success, a cancel, or a job without retries; a manual retry gives a fresh budget', () => {
+    assert.equal(complete(fileOf(running('job_a', 'build1', 0, 1, { retries: 2 })), 'job_a', 'build1', 1, 'completed', at(5)).job.status, 'completed');
+    assert.equal(complete(fileOf(running('job_a', 'build1', 0, 1, { retries: 2 })), 'job_a', 'build1', 1, 'cancelled', at(5)).job.status, 'cancelled');
+    assert.equal(complete(fileOf(running('job_a', 'build1', 0)), 'job_a', 'build1', 1, 'failed', at(5)).job.status, 'failed');
+    const spent = fileOf(job('job_a', { status: 'failed', retries: 1, retried: 1, attempt: 2, completed_at: isoAt(5) }));
+    assert.equal(retry(spent, 'job_a').job.retried, 0);
+  });
+});
+
+describe('a cancel whose builder never carried it out', () => {
+  it('reclaimed from a silent builder, a job with a cancel request ends cancelled instead of queued', () => {
+    const r = reclaimExpired(fileOf(running('job_a', 'build2', 0, 1, { cancel_requested: true })), new Map(), at(100), LEASE, 3, 'build1');
+    assert.equal(r.reclaimed.length, 1);
+    assert.equal(r.reclaimed[0]!.job.status, 'cancelled');
+    assert.equal(r.reclaimed[0]!.failed, false);
+    assert.equal(r.reclaimed[0]!.job.completed_at, isoAt(100));
+    assert.match(String(r.reclaimed[0]!.job.result?.summary), /build2 went silent before it stopped attempt 1/);
+    valid(r.file);
+  });
+
+  it('handed back by its holder (drain), it ends cancelled too', () => {
+    const r = handBack(fileOf(running('job_a', 'build1', 0, 1, { cancel_requested: true })), 'job_a', 'build1', 1, at(7));
+    assert.equal(r.job.status, 'cancelled');
+    assert.equal(r.job.completed_at, isoAt(7));
+  });
+
+  it('a job running with nobody holding it (a hand edit) is reclaimed at once, and cancelled at once', () => {
+    const orphan = running('job_a', 'x', 0, 1, { assigned_to: null, lease_expires_at: isoAt(1000) });
+    const r = reclaimExpired(fileOf(orphan), new Map(), at(1), LEASE, 3, 'build1');
+    assert.equal(r.reclaimed[0]?.job.status, 'queued');
+    assert.equal(r.reclaimed[0]?.from, 'nobody');
+    const c = cancel(fileOf(orphan), 'job_a', 'alice', at(2));
+    assert.equal(c.job.status, 'cancelled');
   });
 });

@@ -269,6 +269,12 @@ describe('queue order', () => {
     assert.deepEqual(elig, sorted);
   });
 
+  it('compares creation times as instants: a hand-written "…:00Z" is older than "…:00.500Z" of the same second', () => {
+    const hand = job('job_z_hand', { created_at: '2025-06-01T12:00:00Z' });
+    const cli = job('job_a_cli', { created_at: '2025-06-01T12:00:00.500Z' });
+    assert.deepEqual([cli, hand].sort(compareQueue).map((j) => j.id), ['job_z_hand', 'job_a_cli']);
+  });
+
   it('is a total order: equal only for the same id', () => {
     const a = job('job_a');
     assert.equal(compareQueue(a, job('job_a')), 0);

@@ -264,6 +264,7 @@ const fullJob: Required<Job> = {
   attempt: 2,
   lease_expires_at: '2025-01-31T12:10:00Z',
   reclaims: 1,
+  retried: 1,
   dependencies: ['job_20250131T110000Z_0000000000'],
   on: 'build2',
   labels: { arch: 'amd64' },
