@@ -19,6 +19,8 @@ export interface RunSpec {
   /** SIGTERM to SIGKILL. */
   graceMs?: number;
   redact?: (line: string) => string;
+  /** Told the new process group's leader the moment it exists (synchronously): the agent records it so a restart can stop a build it lost. */
+  onSpawn?: (pid: number) => void;
 }
 
 export interface RunResult {
@@ -73,6 +75,7 @@ export const runProcess: ProcessRunner = async (spec) => {
     reject: false,
     cleanup: true,
   });
+  if (proc.pid !== undefined) spec.onSpawn?.(proc.pid);
   proc.all!.pipe(lineRedactor(spec.redact ?? ((l) => l))).pipe(log);
   const grace = spec.graceMs ?? 10_000;
   let timedOut = false;

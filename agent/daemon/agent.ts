@@ -21,7 +21,8 @@ import { HeartbeatWriter, readHeartbeats } from '../store/heartbeat.js';
 import type { Store } from '../store/store.js';
 import { agentClaim, agentComplete, agentHandBack, agentInbox, agentReclaim, setState, unreadFrom, type Completion, type DashboardContext } from './transitions.js';
 import { every, type Stoppable } from './schedule.js';
-import { updateHealthDashboard } from '../dashboard/ops.js';
+import { builderDirs, ROOT, updateHealthDashboard } from '../dashboard/ops.js';
+import { GroupRecords, stopGroups } from './orphans.js';
 
 export interface AgentSettings {
   builder: string;
@@ -94,6 +95,7 @@ export class Agent {
     this.log = deps.log;
     this.clock = deps.clock ?? (() => new Date());
     this.runner = deps.runner ?? runProcess;
+    this.groups = new GroupRecords(join(settings.workDir, 'groups'));
     this.execute = deps.execute ?? executeJob;
     this.hb = new HeartbeatWriter(this.store, settings.builder);
   }
@@ -113,6 +115,36 @@ export class Agent {
 
   private get pendingDir(): string {
     return join(this.s.workDir, 'pending');
+  }
+
+  private readonly groups: GroupRecords;
+  /** Set once the first look at main after start has dealt with what a previous process left running. */
+  private orphansChecked = false;
+
+  /**
+   * Jobs main says this builder runs that this process did not start: left by
+   * a previous agent that died (SIGKILL, crash, OOM). Their recorded process
+   * groups are stopped and the jobs handed back (a new attempt, elsewhere or
+   * here); a result waiting on disk is pushed instead by flushPending.
+   */
+  private async recoverOrphans(file: JobsFile): Promise<void> {
+    const records = await this.groups.list();
+    const waiting = new Set(this.pending.map((c) => `${c.id}-${c.attempt}`));
+    const orphans = file.jobs.filter((j) => j.status === 'running' && j.assigned_to === this.s.builder && !this.running.has(j.id) && !waiting.has(`${j.id}-${j.attempt}`));
+    const grace = Math.min(this.s.graceMs, 10_000);
+    for (const rec of records) {
+      if (this.running.has(rec.job)) continue;
+      const stopped = await stopGroups(rec.groups, grace);
+      if (stopped) this.log.warn({ job: rec.job, attempt: rec.attempt, groups: stopped }, 'stopped build processes left by a previous agent');
+    }
+    for (const j of orphans) {
+      const r = await agentHandBack(this.store, j.id, this.s.builder, j.attempt, this.clock, 'orphaned: its agent restarted');
+      this.log.warn({ op: 'hand-back', job: j.id, attempt: j.attempt, status: r.result.status, pushAttempts: r.pushAttempts }, 'job left running by a previous agent handed back');
+      this.wantClaim = true;
+    }
+    for (const rec of records) if (!this.running.has(rec.job)) await this.groups.remove(rec.job, rec.attempt);
+    if (orphans.length && this.running.size === 0) await setState(this.store, this.s.builder, 'idle', this.clock, this.s.version);
+    this.orphansChecked = true;
   }
 
   async start(): Promise<void> {
@@ -228,57 +260,72 @@ export class Agent {
   }
 
   private async pollOnce(): Promise<void> {
+    if (Date.now() < this.remoteRetryAt) return; // backing off while the remote is away
     let tip: string | null;
     try {
       tip = await this.store.remoteTip();
       if (this.remoteDownSince) this.log.info({ downMs: Date.now() - this.remoteDownSince }, 'remote reachable again');
       this.remoteDownSince = 0;
+      this.remoteFailures = 0;
       this.degrade('remote', null);
     } catch (e) {
       if (!this.remoteDownSince) this.remoteDownSince = Date.now();
+      // Back off (doubling, with jitter) up to half a lease or a minute, whichever is less, but never below the poll:
+      // a fleet whose server is down does not hammer it, and one that comes back is noticed soon.
+      const cap = Math.max(this.s.pollMs, Math.min(60_000, this.s.leaseMs / 2));
+      const wait = Math.min(cap, this.s.pollMs * 2 ** this.remoteFailures++) * (0.8 + Math.random() * 0.4);
+      this.remoteRetryAt = Date.now() + wait;
       this.degrade('remote', (e as Error).message);
-      return; // builds in progress go on; the next poll tries again
+      return; // builds in progress go on; a later poll tries again
     }
     const now = Date.now();
     const recoveryDue = now >= this.nextRecoveryAt && now - this.lastRecoveryCheck >= Math.max(this.s.pollMs, this.s.leaseMs / 4);
     const dashboardDue = now >= this.nextDashboardAt;
+    const lookForWork = this.wantClaim && this.running.size < this.s.concurrency && !this.draining;
     // Nothing moved on main, nothing to push, nobody to check on, no free slot that
     // has not looked at this main yet: nothing to do, and not even a fetch was spent.
-    if (tip === this.lastTip && !this.pending.length && !recoveryDue && !this.wantClaim && !dashboardDue) return;
+    if (tip === this.lastTip && !this.pending.length && !recoveryDue && !lookForWork && !dashboardDue && this.orphansChecked) return;
 
     await this.flushPending();
 
-    let file: JobsFile;
     try {
-      const view = await this.store.read([PATHS.jobs, PATHS.buildConfig]);
-      file = view.get<JobsFile>(PATHS.jobs) ?? { version: 1, jobs: [] };
+      const view = await this.store.read([PATHS.jobs, PATHS.buildConfig, ROOT]);
+      const file = view.get<JobsFile>(PATHS.jobs) ?? { version: 1, jobs: [] };
       this.defaultSource = view.get<BuildConfigFile>(PATHS.buildConfig)?.default_source ?? null;
+      // Every builder on main, so that the first claim or completion already carries the health summary.
+      for (const name of builderDirs(view)) this.dashBuilders.add(name);
+      if (!this.orphansChecked) await this.recoverOrphans(file);
+      this.checkRunning(file);
+      if (tip !== this.lastTip) {
+        this.wantClaim = true;
+        await this.readInbox();
+      }
+      this.lastTip = tip;
+
+      // Running jobs of other builders (or of nobody) are checked once their lease could have run out.
+      const foreign = file.jobs.filter((j) => j.status === 'running' && j.assigned_to !== this.s.builder && (j.lease_expires_at || !j.assigned_to));
+      const expiry = (j: Job) => (j.assigned_to && j.lease_expires_at ? Date.parse(j.lease_expires_at) : 0);
+      this.nextRecoveryAt = foreign.length ? Math.min(...foreign.map(expiry)) : Infinity;
+      if (recoveryDue && foreign.some((j) => expiry(j) <= now)) {
+        this.lastRecoveryCheck = now;
+        await this.recover();
+      }
+      await this.claimUpToConcurrency(file);
       this.degrade('data', null);
     } catch (e) {
-      if (e instanceof InvalidFileError) {
-        // A broken hand edit: claim nothing, overwrite nothing, say why, wait for a fix.
-        this.degrade('data', e.message);
-        this.lastTip = tip;
-        return;
-      }
-      throw e;
+      if (!(e instanceof InvalidFileError)) throw e;
+      // A broken hand edit (jobs.json, build_config.json, our status.json, ...): claim
+      // nothing, overwrite nothing, say why in the heartbeat, and wait for main to move.
+      this.degrade('data', e.message);
+      this.lastTip = tip;
+      this.wantClaim = false;
+      return;
     }
-    this.checkRunning(file);
-    if (tip !== this.lastTip) {
-      this.wantClaim = true;
-      await this.readInbox();
-    }
-    this.lastTip = tip;
-
-    const foreign = file.jobs.filter((j) => j.status === 'running' && j.assigned_to !== this.s.builder && j.lease_expires_at);
-    this.nextRecoveryAt = foreign.length ? Math.min(...foreign.map((j) => Date.parse(j.lease_expires_at!))) : Infinity;
-    if (recoveryDue && foreign.some((j) => Date.parse(j.lease_expires_at!) <= now)) {
-      this.lastRecoveryCheck = now;
-      await this.recover();
-    }
-    await this.claimUpToConcurrency(file);
     if (dashboardDue) await this.refreshDashboard();
   }
+
+  private remoteFailures = 0;
+  private remoteRetryAt = 0;
 
   private nextDashboardAt = 0;
 
@@ -324,15 +371,19 @@ export class Agent {
         this.degrade('messages', null);
         return;
       }
-      const r = await agentInbox(this.store, {
-        builder: this.s.builder,
-        now: this.clock,
-        ids: Array.from({ length: 8 }, () => newId('msg', this.clock(), randomBytes(5))),
-        statusText: () =>
-          `${this.s.builder}: ${this.running.size ? `building ${[...this.running.keys()].join(', ')}` : 'idle'}; healthy ${this.degraded.size === 0}${this.degraded.size ? ` (${[...this.degraded.values()].join('; ')})` : ''}; agent ${this.s.version}`,
-      });
-      for (const m of r.result.seen) this.log.info({ op: 'message', id: m.id, from: m.from, to: m.to, type: m.type, subject: m.subject }, 'message');
-      for (const m of r.result.replies) this.log.info({ op: 'reply', id: m.id, to: m.to, in_reply_to: m.in_reply_to }, 'answered request');
+      // Up to 8 replies per commit; a burst of requests takes a few commits, none is read unanswered.
+      for (let round = 0; round < 10; round++) {
+        const r = await agentInbox(this.store, {
+          builder: this.s.builder,
+          now: this.clock,
+          ids: Array.from({ length: 8 }, () => newId('msg', this.clock(), randomBytes(5))),
+          statusText: () =>
+            `${this.s.builder}: ${this.running.size ? `building ${[...this.running.keys()].join(', ')}` : 'idle'}; healthy ${this.degraded.size === 0}${this.degraded.size ? ` (${[...this.degraded.values()].join('; ')})` : ''}; agent ${this.s.version}`,
+        });
+        for (const m of r.result.seen) this.log.info({ op: 'message', id: m.id, from: m.from, to: m.to, type: m.type, subject: m.subject }, 'message');
+        for (const m of r.result.replies) this.log.info({ op: 'reply', id: m.id, to: m.to, in_reply_to: m.in_reply_to, pushAttempts: r.pushAttempts }, 'answered request');
+        if (!r.result.left) break;
+      }
       this.degrade('messages', null);
     } catch (e) {
       // A broken messages.json must not stop builds: say so and go on.
@@ -427,7 +478,18 @@ export class Agent {
     const entry: Running = { job, abort, reason: null, done: Promise.resolve() };
     this.running.set(job.id, entry);
     entry.done = this.execute(job, abort.signal, {
-      runner: this.runner,
+      // Every process group the build starts is recorded, for a restart to stop if this process dies.
+      runner: (spec) =>
+        this.runner({
+          ...spec,
+          onSpawn: (pid) => {
+            try {
+              this.groups.add(job.id, job.attempt, pid);
+            } catch (e) {
+              this.log.warn({ job: job.id, pid, err: (e as Error).message }, 'could not record a build process group');
+            }
+          },
+        }),
       workDir: this.s.workDir,
       config: this.s.config,
       defaultSource: this.defaultSource,
@@ -445,6 +507,7 @@ export class Agent {
     const { job } = entry;
     this.running.delete(job.id);
     this.wantClaim = true;
+    await this.groups.remove(job.id, job.attempt).catch(() => {});
     if (entry.reason === 'fenced') {
       this.log.warn({ job: job.id, attempt: job.attempt }, 'fenced attempt ended; nothing written');
       // Nothing about the job, but our own status must stop saying we build it.

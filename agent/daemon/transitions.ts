@@ -210,6 +210,8 @@ export interface InboxResult {
   /** Messages for this builder it had not read, now read. */
   seen: Message[];
   replies: Message[];
+  /** Requests left unread because this commit ran out of reply ids: the next round answers them. */
+  left: number;
 }
 
 /**
@@ -224,13 +226,18 @@ export function agentInbox(store: Store, a: { builder: string; now: () => Date; 
     mutate: (view) => {
       let file = view.get<MessagesFile>(PATHS.messages) ?? msgs.emptyMessages();
       const unread = unreadFrom(file, a.builder);
-      if (!unread.length) return { result: { seen: [], replies: [] } };
+      if (!unread.length) return { result: { seen: [], replies: [], left: 0 } };
       const replies: Message[] = [];
+      const seen: Message[] = [];
       let next = 0;
       for (const m of unread) {
-        file = msgs.markRead(file, m.id, a.builder).file;
         const kind = m.type === 'request' ? m.subject.trim().toLowerCase() : null;
-        if ((kind === 'status' || kind === 'ping') && m.from !== a.builder && next < a.ids.length) {
+        const answerable = (kind === 'status' || kind === 'ping') && m.from !== a.builder;
+        // Out of reply ids for this commit: the request stays unread and is answered by the next one, never read unanswered.
+        if (answerable && next >= a.ids.length) continue;
+        file = msgs.markRead(file, m.id, a.builder).file;
+        seen.push(m);
+        if (answerable) {
           const body = kind === 'ping' ? `pong from ${a.builder}` : a.statusText();
           const sent = msgs.send(file, { to: m.from, type: 'info', subject: `re: ${m.subject}`.slice(0, 200), body, in_reply_to: m.id }, a.ids[next++]!, a.builder, a.now());
           file = sent.file;
@@ -238,10 +245,10 @@ export function agentInbox(store: Store, a: { builder: string; now: () => Date; 
         }
       }
       return {
-        result: { seen: unread, replies },
+        result: { seen, replies, left: unread.length - seen.length },
         writes: { [PATHS.messages]: file },
-        message: `${a.builder} read ${unread.length} message(s)${replies.length ? `, answered ${replies.length}` : ''}`,
-        trailers: { 'Coord-Message': unread.map((m) => m.id).join(' ') },
+        message: `${a.builder} read ${seen.length} message(s)${replies.length ? `, answered ${replies.length}` : ''}`,
+        trailers: { 'Coord-Message': seen.map((m) => m.id).join(' ') },
       };
     },
   });

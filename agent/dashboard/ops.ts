@@ -15,7 +15,13 @@ import type { Store, TxOutcome, TxView } from '../store/store.js';
 // ---------------------------------------------------------------- shared/health_dashboard.json
 
 const NOT_BUILDER_DIRS = new Set(['coordination', 'shared', 'schemas', 'scripts']);
-const ROOT = '/';
+/** The tree listing of main's root, as a read. */
+export const ROOT = '/';
+
+/** Builder directories on main (the view must have read ROOT). */
+export function builderDirs(view: TxView): string[] {
+  return view.list(ROOT).filter((n) => NAME_RE.test(n) && !NOT_BUILDER_DIRS.has(n));
+}
 
 /** The reads a transaction needs to plan the health dashboard for these builder names. */
 export function healthDashboardReads(builders: Iterable<string>): string[] {
@@ -51,7 +57,7 @@ export interface DashboardPlanArgs {
  */
 export function planHealthDashboard(view: TxView, a: DashboardPlanArgs): { writes: Record<string, HealthDashboardFile>; summary: HealthDashboardFile } {
   const read = new Set(a.builders);
-  const onMain = view.list(ROOT).filter((n) => NAME_RE.test(n) && !NOT_BUILDER_DIRS.has(n));
+  const onMain = builderDirs(view);
   const missing = onMain.filter((n) => !read.has(n));
   if (missing.length) throw new MoreReadsNeeded(missing);
   const statuses = new Map<string, StatusFile | undefined>();

@@ -79,6 +79,8 @@ interface AgentOpts {
   args?: string[];
   env?: Record<string, string>;
   config?: string;
+  /** Reuse a home (a restart of the same builder); default a new one. */
+  home?: string;
 }
 
 /** Where fixture jobs record their PIDs; one per test. */
@@ -95,7 +97,7 @@ async function fixtureOut(): Promise<string> {
 }
 
 async function startAgent(remote: string, builder: string, opts: AgentOpts = {}): Promise<AgentProc> {
-  const home = await tmpDir(`agent-${builder}-`);
+  const home = opts.home ?? (await tmpDir(`agent-${builder}-`));
   const args = [cliPath(), 'agent', '--repo', remote, '--builder', builder, ...(opts.config ? ['--config', opts.config] : []), ...(opts.args ?? FAST)];
   // Whatever a build makes stays in the agent's temporary home, never in the default /root/artifacts.
   const env = { ...(await gitEnv()), NO_COLOR: '1', BUILDCOORD_HOME: home, BUILDCOORD_ARTIFACTS_DIR: join(home, 'artifacts'), ...opts.env };
@@ -594,6 +596,33 @@ describe('agent daemon (real processes, real git)', () => {
     assert.equal(await stopAgent(a), 0);
   });
 
+  it('an agent restarted after a SIGKILL stops the build its predecessor left running and hands the job back', T, async () => {
+    const s = await setup();
+    const env = { BC_TEST_OUT: s.out };
+    const a1 = await startAgent(s.remote, 'build1', { config: s.config, env });
+    const job = await enqueue(s, 'tree');
+    await a1.waitFor((l) => l.msg === 'claimed' && l.job === job.id);
+    const pids = await fixturePids(s.out, job.id, 1);
+    a1.signal('SIGKILL');
+    await a1.exit;
+    await sleep(300);
+    assert.deepEqual(pids.filter(isGone), [], 'the build outlives its agent: its own process group');
+    assert.equal((await jobOf(s.remote, job.id)).status, 'running');
+
+    // The same builder comes back (systemd's Restart=): its heartbeat is fresh, so nobody else would ever reclaim the job.
+    const a2 = await startAgent(s.remote, 'build1', { config: s.config, env, home: a1.home });
+    const back = await a2.waitFor((l) => l.msg === 'job left running by a previous agent handed back' && l.job === job.id, { timeoutMs: 15_000 });
+    assert.equal(back.attempt, 1);
+    assert.equal(back.status, 'queued');
+    assert.equal(a2.count((l) => l.msg === 'stopped build processes left by a previous agent' && l.job === job.id && l.groups === 1), 1);
+    assert.deepEqual(await waitGone(pids), [], 'every process of the orphaned build is stopped');
+    // Queued again, it runs as a new attempt.
+    await a2.waitFor((l) => l.msg === 'claimed' && l.job === job.id && l.attempt === 2);
+    const pids2 = await fixturePids(s.out, job.id, 2);
+    assert.equal(await stopAgent(a2), 0);
+    assert.deepEqual(await waitGone(pids2), [], 'the drain stops attempt 2');
+  });
+
   it('a builder that comes back after its job moved on is fenced: it stops its attempt and writes nothing about it', T, async () => {
     const s = await setup();
     const a1 = await startAgent(s.remote, 'build1', { config: s.config, args: RECLAIMABLE, env: { BC_TEST_OUT: s.out, BC_TEST_SLEEP: '30' } });
@@ -755,6 +784,32 @@ describe('agent daemon (real processes, real git)', () => {
     assert.equal((await jobOf(s.remote, job.id)).status, 'completed');
     await until('a healthy heartbeat', async () => (await showJson<HeartbeatFile>(s.remote, 'heartbeat/build1', PATHS.heartbeat('build1'))).healthy, 10_000);
     assert.equal(a.count('agent starting'), 1);
+    assert.equal(await stopAgent(a), 0);
+  });
+
+  it('a hand-pushed invalid status.json of its own: degraded with the reason (not a stream of poll errors), claims nothing, recovers after a fix', T, async () => {
+    const s = await setup();
+    const job = await enqueue(s);
+    const work = await cloneWork(`file://${s.remote}`);
+    const statusPath = join(work, PATHS.status('build1'));
+    const good = await readFile(statusPath, 'utf8');
+    const bad = JSON.stringify({ ...(JSON.parse(good) as object), status: 'napping' }, null, 2) + '\n';
+    await pushFiles(work, { [PATHS.status('build1')]: bad }, 'hand edit: a state that does not exist');
+    const badBlob = await git(s.remote, 'rev-parse', `main:${PATHS.status('build1')}`);
+
+    const a = await startAgent(s.remote, 'build1');
+    const degraded = await a.waitFor((l) => l.msg === 'degraded' && l.key === 'data', { timeoutMs: 10_000 });
+    assert.match(String(degraded.reason), /build1\/status\.json: \/status: /);
+    await until('an unhealthy heartbeat', async () => (await showJson<HeartbeatFile>(s.remote, 'heartbeat/build1', PATHS.heartbeat('build1'))).healthy === false, 10_000, a.dump);
+    await sleep(800);
+    assert.equal(a.count('claimed'), 0);
+    assert.equal(a.count('poll failed'), 0, 'a broken file is a degraded state, not an error per poll');
+    assert.equal(await git(s.remote, 'rev-parse', `main:${PATHS.status('build1')}`), badBlob, 'left as the person pushed it');
+
+    const fixedFrom = a.lines.length;
+    await pushFiles(work, { [PATHS.status('build1')]: good }, 'hand edit: fixed');
+    await a.waitFor((l) => l.msg === 'recovered' && l.key === 'data', { from: fixedFrom, timeoutMs: 10_000 });
+    await a.waitFor((l) => l.msg === 'result pushed' && l.job === job.id, { timeoutMs: 15_000 });
     assert.equal(await stopAgent(a), 0);
   });
 

@@ -204,4 +204,25 @@ describe('fleet commands', () => {
     const logged = a.lines().filter((l) => l.msg === 'message');
     assert.equal(logged.length, 3, 'each message logged once');
   });
+
+  it('a burst of requests larger than one commit’s replies is answered in full, none marked read unanswered', async () => {
+    const { repo, cli, base } = await setup();
+    for (let i = 0; i < 11; i++) {
+      const r = await cli(['msg', 'send', '--to', 'build1', '--type', 'request', '--subject', i === 10 ? 'status' : 'ping', '--body', `request ${i}`]);
+      assert.equal(r.exitCode, 0, r.stderr);
+    }
+    const a = startAgent(repo, 'build1', join(base, 'agent-home'));
+    const file = await until('eleven replies', async () => {
+      const m = JSON.parse(await git(repo, 'show', 'main:coordination/messages.json')) as MessagesFile;
+      return m.messages.filter((x) => x.from === 'build1').length >= 11 ? m : null;
+    });
+    const requests = file.messages.filter((x) => x.type === 'request');
+    const answered = new Set(file.messages.filter((x) => x.from === 'build1').map((x) => x.in_reply_to));
+    assert.equal(requests.length, 11);
+    for (const q of requests) {
+      assert.ok(answered.has(q.id), `${q.id} (${q.body}) answered`);
+      assert.deepEqual(q.read_by, ['build1']);
+    }
+    assert.equal(await stop(a.proc), 0);
+  });
 });
