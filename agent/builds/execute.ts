@@ -124,7 +124,7 @@ export async function executeJob(job: Job, signal: AbortSignal, deps: ExecDeps):
   const own = deps.config.types?.[job.type];
   if (!own && !BUILTIN_TYPES[job.type]) return fail(`job type ${job.type} is not supported on this builder (it runs: ${supportedTypes(deps.config, env).join(', ')})`);
   if (!own && job.type === 'distcc-smoketest') {
-    const r = await runSmoketest(deps.config.distcc_hosts ?? '', join(base, 'smoketest'), logFile, deps.runner, { env, signal });
+    const r = await runSmoketest(deps.config.distcc_hosts ?? '', join(base, 'smoketest'), logFile, deps.runner, { env, signal, redact });
     return {
       status: signal.aborted ? 'cancelled' : r.ok ? 'completed' : 'failed',
       summary: clip(redact(r.summary)),

@@ -148,3 +148,8 @@ export function makeRedactor(env: Record<string, string | undefined>, extra: str
     return out;
   };
 }
+
+/** A text of many lines (a log written by another program, output read back) through a line redactor, line by line. */
+export function redactText(text: string, redact: (line: string) => string): string {
+  return text.split('\n').map(redact).join('\n');
+}

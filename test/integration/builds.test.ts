@@ -22,6 +22,7 @@ import { UsageError } from '../../agent/errors.js';
 import { analyzeClientLog, judge, parseDistccHosts, type DistccReport } from '../../agent/builds/distcc.js';
 import { executeJob, supportedTypes, type ExecDeps, type ExecResult } from '../../agent/builds/execute.js';
 import { runProcess, type ProcessRunner, type RunSpec } from '../../agent/builds/runner.js';
+import { which } from '../../agent/builds/step.js';
 import { PATHS, type Job, type JobsFile, type StatusFile } from '../../agent/model/types.js';
 import { initLayout } from '../../agent/store/layout.js';
 import { addJobs, claimNext, completeJob, type JobDraft } from '../../agent/store/ops.js';
@@ -72,7 +73,7 @@ async function sourceRepo(project: string | null, extra: Record<string, string> 
 }
 
 let seq = 0;
-function mkJob(over: Partial<Job> & { type: string; source: string }): Job {
+function mkJob(over: Partial<Job> & { type: string; source: string | null }): Job {
   const now = new Date().toISOString();
   return {
     id: `job_test${Date.now()}_${seq++}`,
@@ -326,6 +327,27 @@ describe('builds through executeJob (real tools)', () => {
     assert.deepEqual(r.dead_hosts, [{ host: `127.0.0.1:${dead}/4`, why: 'ECONNREFUSED' }]);
     assert.ok(!rec.calls.specs[0]!.args.some((a) => a.startsWith('CC=')), 'no distcc in the command');
     assert.equal(rec.calls.specs[0]!.env?.DISTCC_HOSTS, undefined);
+  });
+
+  it('distcc-smoketest: what distcc prints (an env token, a configured secret) reaches the job log and the result masked', { timeout: 60_000 }, async (t) => {
+    if (!tools(t, 'distcc', 'distccd', 'gcc')) return;
+    const d = await startDistccd();
+    // The real distcc behind a wrapper that says what a careless compiler
+    // wrapper would: the smoke test's runs and distcc's own client log are
+    // copied into the job log, which is pushed.
+    const bin = await tmpDir('noisy-distcc-');
+    await writeFile(join(bin, 'distcc'), `#!/bin/sh\necho "token is $MY_API_TOKEN" >&2\necho "configured: ${CONFIGURED_SECRET}"\nexec ${which('distcc')!} "$@"\n`, { mode: 0o755 });
+    const deps = await execDeps({ distcc_hosts: `127.0.0.1:${d.port}/2`, redact: [CONFIGURED_SECRET] });
+    deps.env = { ...deps.env, PATH: `${bin}:${deps.env!.PATH ?? process.env.PATH}` };
+    const { res, log } = await run(mkJob({ type: 'distcc-smoketest', source: null }), deps);
+    assert.equal(res.status, 'completed', `${res.summary}\n${log}`);
+    assert.match(log, /^token is \*\*\*$/m, 'the wrapper ran and its output is in the log');
+    assert.match(log, /^configured: \*\*\*$/m);
+    assert.match(log, new RegExp(`^\\[buildcoord\\] 127\\.0\\.0\\.1:${d.port}/2: pass: `, 'm'));
+    for (const s of [SECRET, CONFIGURED_SECRET]) {
+      assert.ok(!log.includes(s), `${s} is not in the job log`);
+      assert.ok(!JSON.stringify(res).includes(s), `${s} is not in the result`);
+    }
   });
 
   it('refuses shell injection in branch, commit, goals, profiles, source and type before anything runs', async (t) => {
