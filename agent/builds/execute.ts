@@ -138,7 +138,7 @@ export async function executeJob(job: Job, signal: AbortSignal, deps: ExecDeps):
   if (!own && job.type === 'pump-restore') {
     if (!deps.home) return fail('pump-restore needs the agent home directory');
     try {
-      const r = await restorePump({ home: deps.home, source: deps.config.distcc_source, patchesDir: deps.config.distcc_patches, runner: deps.runner, env, signal, clock, alsoLog: logFile });
+      const r = await restorePump({ home: deps.home, source: deps.config.distcc_source, patchesDir: deps.config.distcc_patches, runner: deps.runner, env, signal, clock, alsoLog: logFile, redact });
       return {
         status: 'completed',
         summary: clip(redact(`pump restored: ${r.dir} (python ${r.python_version}); ${r.verify.reason}`)),

@@ -14,8 +14,10 @@ import { existsSync, readlinkSync, realpathSync } from 'node:fs';
 import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { analyzeClientLog } from '../../agent/builds/distcc.js';
+import { executeJob } from '../../agent/builds/execute.js';
 import { pumpCommand, pumpProbe, restorePump, startLoopbackDistccd, PumpRestoreError, RESTORE_STEPS, type LoopbackDistccd } from '../../agent/builds/pump.js';
 import { runProcess } from '../../agent/builds/runner.js';
+import type { Job } from '../../agent/model/types.js';
 import { cleanupAll, isCI, makeBareRepo, onCleanup, repoRoot, requireTool, runCli, tmpDir } from '../helpers/git.js';
 
 after(cleanupAll);
@@ -256,5 +258,68 @@ describe('pump restore (real distcc 3.4 source, /usr/bin/python3)', () => {
     assert.equal(r.stdout.trim(), tarball);
     assert.match(r.stderr, /already here: /);
     assert.ok(Date.now() - started < 10_000);
+  });
+});
+
+describe('pump-restore jobs', () => {
+  const TOKEN = 'pump-job-token-value';
+  const CONFIGURED = 'pump-job-configured-secret';
+
+  function pumpJob(): Job {
+    const now = new Date().toISOString();
+    return {
+      id: `job_pump${Date.now()}`,
+      type: 'pump-restore',
+      priority: 5,
+      source: null,
+      branch: 'main',
+      commit: null,
+      description: '',
+      dependencies: [],
+      assigned_to: 'build1',
+      status: 'running',
+      created_at: now,
+      created_by: 'tester',
+      started_at: now,
+      completed_at: null,
+      attempt: 1,
+      lease_expires_at: null,
+    };
+  }
+
+  it('mask an env token, a configured secret and URL credentials that a restore step prints, in the job log and the restore log', async (t) => {
+    if (!tools(t, 'make', 'gcc', '/usr/bin/python3') || !(await pythonHeaders(t))) return;
+    // Not distcc, just enough of its shape to reach "configure" in well under a
+    // second; the configure script prints what a careless one might.
+    const tree = await tmpDir('fake-distcc-src-');
+    await mkdir(path.join(tree, 'include_server'));
+    await writeFile(path.join(tree, 'include_server', 'setup.py'), '# not a real include server\n');
+    await writeFile(
+      path.join(tree, 'configure'),
+      `#!/bin/sh\necho "token is $MY_API_TOKEN"\necho "configured: ${CONFIGURED}" >&2\necho "cloning https://alice:p@ss@git.example.invalid/x.git"\nexit 1\n`,
+      { mode: 0o755 },
+    );
+    const res = await executeJob(pumpJob(), new AbortController().signal, {
+      runner: runProcess,
+      workDir: await tmpDir('pump-job-work-'),
+      config: { builder: 'build1', distcc_source: tree, distcc_patches: await tmpDir('no-patches-'), redact: [CONFIGURED] },
+      defaultSource: null,
+      graceMs: 2000,
+      env: { ...process.env, MY_API_TOKEN: TOKEN },
+      home: await tmpDir('pump-job-home-'),
+    });
+    assert.equal(res.status, 'failed', res.summary);
+    assert.match(res.summary, /^pump restore failed at step "configure": sh \.\/configure .* exited with 1/);
+    const log = await readFile(res.logFile, 'utf8');
+    assert.match(log, /^token is \*\*\*$/m, 'the restore log was copied in, masked');
+    assert.match(log, /^configured: \*\*\*$/m);
+    assert.match(log, /^cloning https:\/\/\*\*\*@git\.example\.invalid\/x\.git$/m);
+    const restoreLog = await readFile(res.details!.restore_log as string, 'utf8');
+    assert.match(restoreLog, /^token is \*\*\*$/m, 'the restore step ran with the job\'s redactor');
+    for (const s of [TOKEN, CONFIGURED, 'p@ss']) {
+      assert.ok(!log.includes(s), `${s} is not in the job log`);
+      assert.ok(!restoreLog.includes(s), `${s} is not in the restore log`);
+      assert.ok(!JSON.stringify(res).includes(s), `${s} is not in the result`);
+    }
   });
 });
