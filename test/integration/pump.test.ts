@@ -299,7 +299,8 @@ describe('pump-restore jobs', () => {
       `#!/bin/sh\necho "token is $MY_API_TOKEN"\necho "configured: ${CONFIGURED}" >&2\necho "cloning https://alice:p@ss@git.example.invalid/x.git"\nexit 1\n`,
       { mode: 0o755 },
     );
-    const res = await executeJob(pumpJob(), new AbortController().signal, {
+    const job = pumpJob();
+    const res = await executeJob(job, new AbortController().signal, {
       runner: runProcess,
       workDir: await tmpDir('pump-job-work-'),
       config: { builder: 'build1', distcc_source: tree, distcc_patches: await tmpDir('no-patches-'), redact: [CONFIGURED] },
@@ -321,5 +322,14 @@ describe('pump-restore jobs', () => {
       assert.ok(!restoreLog.includes(s), `${s} is not in the restore log`);
       assert.ok(!JSON.stringify(res).includes(s), `${s} is not in the result`);
     }
+    // The failed restore's manifest: no source or commit of its own, the processes it ran, where it stopped.
+    const m = res.manifest as Record<string, unknown> & { steps: Array<{ name: string; args: string[]; exit_code: number | null }> };
+    assert.ok(m, 'a manifest');
+    assert.deepEqual([m.job, m.attempt, m.builder, m.type, m.source, m.branch, m.commit, m.status], [job.id, 1, 'build1', 'pump-restore', null, 'main', null, 'failed']);
+    assert.deepEqual(m.artifacts, []);
+    assert.ok(typeof m.started_at === 'string' && typeof m.finished_at === 'string');
+    const last = m.steps[m.steps.length - 1]!;
+    assert.deepEqual([last.name, last.args[0], last.exit_code], ['sh', './configure', 1]);
+    assert.deepEqual(m.pump_restore, { step: 'configure', restore_log: res.details!.restore_log });
   });
 });
