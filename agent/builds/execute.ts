@@ -12,6 +12,7 @@ import { availableParallelism, hostname } from 'node:os';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { FileConfig } from '../config.js';
+import { OperationError } from '../errors.js';
 import { COMMIT_RE, JOB_ID_RE, TYPE_RE, isValidBranch } from '../model/input.js';
 import type { Job } from '../model/types.js';
 import { artifactDir, collect, DEFAULT_ARTIFACTS_DIR, type Artifact } from './artifacts.js';
@@ -208,6 +209,9 @@ export async function executeJob(job: Job, signal: AbortSignal, deps: ExecDeps):
         const details = { step: e.step, restore_log: e.logFile };
         return conclude({ status: signal.aborted ? 'cancelled' : 'failed', summary: clip(redact(e.message)), exitCode: null, details, manifestDetails: { pump_restore: details } });
       }
+      // Another restore holding this host's lock is a reason the job failed,
+      // with its log and manifest, not an internal error.
+      if (e instanceof OperationError) return fail(e.message);
       throw e;
     }
   }

@@ -18,6 +18,7 @@ import { executeJob } from '../../agent/builds/execute.js';
 import { pumpCommand, pumpProbe, restorePump, startLoopbackDistccd, PumpRestoreError, RESTORE_STEPS, type LoopbackDistccd } from '../../agent/builds/pump.js';
 import { runProcess } from '../../agent/builds/runner.js';
 import type { Job } from '../../agent/model/types.js';
+import { LocalLock } from '../../agent/store/locallock.js';
 import { cleanupAll, isCI, makeBareRepo, onCleanup, repoRoot, requireTool, runCli, tmpDir } from '../helpers/git.js';
 
 after(cleanupAll);
@@ -331,5 +332,26 @@ describe('pump-restore jobs', () => {
     const last = m.steps[m.steps.length - 1]!;
     assert.deepEqual([last.name, last.args[0], last.exit_code], ['sh', './configure', 1]);
     assert.deepEqual(m.pump_restore, { step: 'configure', restore_log: res.details!.restore_log });
+  });
+
+  it('another restore holding the lock fails the job with its reason and a manifest, not an internal error', async () => {
+    const home = await tmpDir('pump-job-home-');
+    const workDir = await tmpDir('pump-job-work-');
+    const job = pumpJob();
+    const res = await new LocalLock(path.join(home, 'pump', '.restore'), { waitMs: 0 }).with(() =>
+      executeJob(job, new AbortController().signal, {
+        runner: runProcess,
+        workDir,
+        config: { builder: 'build1', distcc_source: workDir },
+        defaultSource: null,
+        graceMs: 2000,
+        env: process.env,
+        home,
+      }),
+    );
+    assert.equal(res.status, 'failed');
+    assert.match(res.summary, /^another pump restore is running on this host/);
+    assert.match(await readFile(res.logFile, 'utf8'), /another pump restore is running on this host/);
+    assert.deepEqual([res.manifest?.type, res.manifest?.status, res.manifest?.steps], ['pump-restore', 'failed', []]);
   });
 });
