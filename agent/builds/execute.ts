@@ -10,13 +10,15 @@
 
 import { availableParallelism, hostname } from 'node:os';
 import { appendFile, mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { FileConfig } from '../config.js';
+import { OperationError } from '../errors.js';
 import { COMMIT_RE, JOB_ID_RE, TYPE_RE, isValidBranch } from '../model/input.js';
 import type { Job } from '../model/types.js';
 import { artifactDir, collect, DEFAULT_ARTIFACTS_DIR, type Artifact } from './artifacts.js';
 import { runDeb } from './deb.js';
 import { runMake } from './make.js';
+import { jobManifest } from './manifest.js';
 import { mavenPlan, runMaven } from './maven.js';
 import { type ProcessRunner, type RunResult, makeRedactor } from './runner.js';
 import { checkout } from './source.js';
@@ -47,7 +49,11 @@ export interface ExecResult {
   durationMs: number;
   commit: string | null;
   logFile: string;
-  /** What was built and where: pushed as <builder>/manifests/<job>.json in the completion commit. */
+  /**
+   * What ran and what was built: pushed as <builder>/manifests/<job>.json in
+   * the completion commit. Every job has one, failed and refused ones too,
+   * except a job whose id is not a job id (it would name the path).
+   */
   manifest?: Record<string, unknown>;
   /** Artifact paths for status.json's last_build.artifacts. */
   artifacts?: string[];
@@ -101,11 +107,40 @@ export function checkJob(job: Job, source: string): void {
 
 const clip = (s: string, n = 900) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 
+/** How a job ended, for conclude(): the result and the manifest are both made from it. */
+interface Conclusion {
+  status: ExecResult['status'];
+  /** Redacted and clipped already. */
+  summary: string;
+  exitCode: number | null;
+  mode?: string | null;
+  /** Extra fields for the job's result. */
+  details?: Record<string, unknown>;
+  /** The manifest's share of them, when it differs from details. */
+  manifestDetails?: Record<string, unknown>;
+  artifacts?: Artifact[];
+  artifactsDir?: string | null;
+}
+
+/**
+ * The runner, recording each process for the manifest: for the job types
+ * that call it themselves (smoke test, pump restore) rather than through
+ * StepContext.run, which records its own.
+ */
+function recording(runner: ProcessRunner, steps: StepRecord[], redact: (line: string) => string): ProcessRunner {
+  return async (spec) => {
+    const r = await runner(spec);
+    steps.push({ name: basename(spec.command), command: spec.command, args: spec.args.map(redact), exit_code: r.exitCode, duration_seconds: Math.round(r.durationMs / 100) / 10, summary: r.summary });
+    return r;
+  };
+}
+
 export async function executeJob(job: Job, signal: AbortSignal, deps: ExecDeps): Promise<ExecResult> {
   const clock = deps.clock ?? (() => new Date());
   const started = Date.now();
   const startedAt = clock();
-  // The id names a directory: checked before it is used as one.
+  // The id names a directory, and the manifest's path in the coordination
+  // repository: checked before it is used as either, and no manifest without it.
   if (typeof job.id !== 'string' || !JOB_ID_RE.test(job.id) || !Number.isInteger(job.attempt)) {
     return { status: 'failed', summary: `refused: job id ${JSON.stringify(String(job.id).slice(0, 60))} is not a job id`, exitCode: null, durationMs: 0, commit: null, logFile: '' };
   }
@@ -115,46 +150,74 @@ export async function executeJob(job: Job, signal: AbortSignal, deps: ExecDeps):
   const env = { ...(deps.env ?? process.env) };
   const redact = makeRedactor(env, deps.config.redact ?? []);
   const note = (line: string) => appendFile(logFile, redact(`[buildcoord] ${line}`) + '\n');
-  const fail = async (summary: string, status: ExecResult['status'] = 'failed', commit: string | null = null): Promise<ExecResult> => {
+  // What the manifest says about the job, filled in as it becomes known: a
+  // job refused at once still gets one, with what it asked for.
+  const facts = { source: job.source ?? null, commit: null as string | null, steps: [] as StepRecord[] };
+  const conclude = (c: Conclusion): ExecResult => {
+    const durationMs = Date.now() - started;
+    const artifacts = c.artifacts ?? [];
+    const manifest = jobManifest({
+      job,
+      builder: job.assigned_to ?? deps.config.builder ?? null,
+      source: typeof facts.source === 'string' ? redact(facts.source) : null,
+      commit: facts.commit,
+      status: c.status,
+      summary: c.summary,
+      startedAt,
+      finishedAt: clock(),
+      durationMs,
+      mode: c.mode ?? null,
+      steps: facts.steps,
+      artifactsDir: c.artifactsDir ?? null,
+      artifacts,
+      details: c.manifestDetails ?? c.details,
+    });
+    return { status: c.status, summary: c.summary, exitCode: c.exitCode, durationMs, commit: facts.commit, logFile, manifest, artifacts: artifacts.map((a) => a.path), details: c.details };
+  };
+  const fail = async (summary: string, status: ExecResult['status'] = 'failed', more: Pick<Conclusion, 'exitCode' | 'mode' | 'details'> = { exitCode: null }): Promise<ExecResult> => {
     summary = clip(redact(summary));
     await note(summary);
-    return { status, summary, exitCode: null, durationMs: Date.now() - started, commit, logFile };
+    return conclude({ ...more, status, summary });
   };
 
   const own = deps.config.types?.[job.type];
   if (!own && !BUILTIN_TYPES[job.type]) return fail(`job type ${job.type} is not supported on this builder (it runs: ${supportedTypes(deps.config, env).join(', ')})`);
   if (!own && job.type === 'distcc-smoketest') {
-    const r = await runSmoketest(deps.config.distcc_hosts ?? '', join(base, 'smoketest'), logFile, deps.runner, { env, signal });
-    return {
+    const r = await runSmoketest(deps.config.distcc_hosts ?? '', join(base, 'smoketest'), logFile, recording(deps.runner, facts.steps, redact), { env, signal, redact });
+    return conclude({
       status: signal.aborted ? 'cancelled' : r.ok ? 'completed' : 'failed',
       summary: clip(redact(r.summary)),
       exitCode: r.ok ? 0 : 1,
-      durationMs: Date.now() - started,
-      commit: null,
-      logFile,
       details: { smoketest: { local: r.local, hosts: r.hosts, skipped: r.skipped } },
-    };
+    });
   }
   if (!own && job.type === 'pump-restore') {
     if (!deps.home) return fail('pump-restore needs the agent home directory');
     try {
-      const r = await restorePump({ home: deps.home, source: deps.config.distcc_source, patchesDir: deps.config.distcc_patches, runner: deps.runner, env, signal, clock, alsoLog: logFile });
-      return {
+      const r = await restorePump({ home: deps.home, source: deps.config.distcc_source, patchesDir: deps.config.distcc_patches, runner: recording(deps.runner, facts.steps, redact), env, signal, clock, alsoLog: logFile, redact });
+      const details = { pump: r.pump, restore_log: r.log, patches: r.patches, steps: r.steps };
+      return conclude({
         status: 'completed',
         summary: clip(redact(`pump restored: ${r.dir} (python ${r.python_version}); ${r.verify.reason}`)),
         exitCode: 0,
-        durationMs: Date.now() - started,
-        commit: null,
-        logFile,
-        details: { pump: r.pump, restore_log: r.log, patches: r.patches, steps: r.steps },
-      };
+        details,
+        // Nested: the restore's "steps" are its stages, the manifest's the processes it ran.
+        manifestDetails: { pump_restore: details },
+      });
     } catch (e) {
-      if (!(e instanceof PumpRestoreError)) throw e;
-      return { status: signal.aborted ? 'cancelled' : 'failed', summary: clip(redact(e.message)), exitCode: null, durationMs: Date.now() - started, commit: null, logFile, details: { step: e.step, restore_log: e.logFile } };
+      if (e instanceof PumpRestoreError) {
+        const details = { step: e.step, restore_log: e.logFile };
+        return conclude({ status: signal.aborted ? 'cancelled' : 'failed', summary: clip(redact(e.message)), exitCode: null, details, manifestDetails: { pump_restore: details } });
+      }
+      // Another restore holding this host's lock is a reason the job failed,
+      // with its log and manifest, not an internal error.
+      if (e instanceof OperationError) return fail(e.message);
+      throw e;
     }
   }
   const source = job.source ?? deps.defaultSource;
   if (!source) return fail('the job names no source and shared/build_config.json has no default_source');
+  facts.source = source;
   let maven: { goals: string[]; profiles: string[] } | null = null;
   try {
     checkJob(job, source);
@@ -174,13 +237,13 @@ export async function executeJob(job: Job, signal: AbortSignal, deps: ExecDeps):
   } catch (e) {
     return fail(`checkout failed: ${(e as Error).message}`);
   }
-  if (signal.aborted) return fail('stopped before the build started', 'cancelled', commit);
+  facts.commit = commit;
+  if (signal.aborted) return fail('stopped before the build started', 'cancelled');
 
   const custom = own ? commandFor(job, deps.config) : null;
   const timeoutMs = job.timeout_seconds ? job.timeout_seconds * 1000 : custom?.timeoutMs;
   const deadline = timeoutMs ? started + timeoutMs : null;
   const stepEnv = { ...env, BUILDCOORD_JOB: job.id, BUILDCOORD_ATTEMPT: String(job.attempt), BUILDCOORD_COMMIT: commit };
-  const steps: StepRecord[] = [];
   const ctx: StepContext = {
     job,
     dir,
@@ -199,7 +262,7 @@ export async function executeJob(job: Job, signal: AbortSignal, deps: ExecDeps):
       const r = await deps.runner({ command, args, cwd: o.cwd ?? dir, env: { ...stepEnv, ...o.env }, logFile: o.logFile ?? logFile, timeoutMs: limit, signal, graceMs: deps.graceMs, redact });
       // A job-level timeout says so in the job's terms, not the step's.
       const summary = r.timedOut && deadline !== null && (o.timeoutMs === undefined || left! <= o.timeoutMs) ? `timed out after the job's ${Math.round(timeoutMs! / 1000)} s` : r.summary;
-      steps.push({ name, command, args: args.map(redact), exit_code: r.exitCode, duration_seconds: Math.round(r.durationMs / 100) / 10, summary });
+      facts.steps.push({ name, command, args: args.map(redact), exit_code: r.exitCode, duration_seconds: Math.round(r.durationMs / 100) / 10, summary });
       if (!o.logFile) await note(`${name}: ${summary}`);
       return { ...r, summary };
     },
@@ -242,41 +305,11 @@ export async function executeJob(job: Job, signal: AbortSignal, deps: ExecDeps):
         artifacts = await collect(files, where);
         for (const a of artifacts) await note(`artifact ${a.path} (${a.size} bytes, sha256 ${a.sha256})`);
       } catch (e) {
-        return { ...(await fail(`the build succeeded but its artifacts could not be stored: ${(e as Error).message}`, 'failed', commit)), exitCode: 0 };
+        return fail(`the build succeeded but its artifacts could not be stored: ${(e as Error).message}`, 'failed', { exitCode: 0, mode, details });
       }
     }
   }
   summary = clip(redact(summary));
   await note(`${status}: ${summary}`);
-  const finishedAt = clock();
-  const manifest: Record<string, unknown> = {
-    job: job.id,
-    attempt: job.attempt,
-    builder: job.assigned_to ?? deps.config.builder ?? null,
-    type: job.type,
-    source: redact(source),
-    branch: job.branch,
-    commit,
-    status,
-    summary,
-    started_at: startedAt.toISOString(),
-    finished_at: finishedAt.toISOString(),
-    duration_seconds: Math.round((Date.now() - started) / 100) / 10,
-    mode,
-    steps,
-    artifacts_dir: where,
-    artifacts,
-    ...details,
-  };
-  return {
-    status,
-    summary,
-    exitCode: last?.exitCode ?? null,
-    durationMs: Date.now() - started,
-    commit,
-    logFile,
-    manifest,
-    artifacts: artifacts.map((a) => a.path),
-    details,
-  };
+  return conclude({ status, summary, exitCode: last?.exitCode ?? null, mode, details, artifacts, artifactsDir: where });
 }

@@ -30,7 +30,7 @@ import { OperationError } from '../errors.js';
 import { packageRoot } from '../paths.js';
 import { LocalLock } from '../store/locallock.js';
 import { analyzeClientLog, includeServerError } from './distcc.js';
-import { runProcess, type ProcessRunner, type RunResult } from './runner.js';
+import { redactText, runProcess, type ProcessRunner, type RunResult } from './runner.js';
 
 export const SYSTEM_PYTHON = '/usr/bin/python3';
 
@@ -237,8 +237,11 @@ export async function pumpProbe(opts: {
   env?: NodeJS.ProcessEnv;
   signal?: AbortSignal;
   timeoutMs?: number;
+  /** Applied to every line written to logFile and to the output the reason quotes. */
+  redact?: (line: string) => string;
 }): Promise<PumpProbeResult> {
   const runner = opts.runner ?? runProcess;
+  const redact = opts.redact ?? ((l: string) => l);
   await mkdir(opts.workDir, { recursive: true });
   const dir = await mkdtemp(join(opts.workDir, 'pump-probe-'));
   try {
@@ -258,10 +261,12 @@ export async function pumpProbe(opts: {
       timeoutMs: opts.timeoutMs ?? 90_000,
       signal: opts.signal,
       graceMs: 3000,
+      redact,
     });
     const output = await readFile(out, 'utf8').catch(() => '');
     const client = await readFile(clientLog, 'utf8').catch(() => '');
-    await appendFile(opts.logFile, `--- ${opts.pump} distcc gcc -c probe.c (DISTCC_HOSTS=${opts.hosts}): ${r.summary}\n${output}--- distcc client log\n${client}`);
+    // distcc writes its client log itself, past the runner's redactor.
+    await appendFile(opts.logFile, redactText(`--- ${opts.pump} distcc gcc -c probe.c (DISTCC_HOSTS=${opts.hosts}): ${r.summary}\n${output}--- distcc client log\n${client}`, redact));
     const stats = analyzeClientLog(client);
     const err = includeServerError(output);
     const base = { exitCode: r.exitCode, remote: stats.remote, fallbacks: stats.pumpFallbacks, localCpp: stats.localCpp, includeServerError: err };
@@ -301,6 +306,8 @@ export interface RestoreOptions {
   keep?: number;
   /** Also append the whole restore log here at the end (a job's own log). */
   alsoLog?: string;
+  /** A job's redactor: every line of the restore log, and of its copy in alsoLog, goes through it. */
+  redact?: (line: string) => string;
   /** Per step (default 10 minutes). */
   stepTimeoutMs?: number;
 }
@@ -347,6 +354,7 @@ export async function restorePump(opts: RestoreOptions): Promise<RestoreResult> 
   const runner = opts.runner ?? runProcess;
   const baseEnv = cleanEnv(opts.env ?? process.env);
   const python = opts.python ?? SYSTEM_PYTHON;
+  const redact = opts.redact ?? ((l: string) => l);
   const root = pumpRoot(opts.home);
   await mkdir(root, { recursive: true });
   const lock = new LocalLock(join(root, '.restore'), { waitMs: 1000, staleMs: 60_000 });
@@ -370,8 +378,9 @@ export async function restorePump(opts: RestoreOptions): Promise<RestoreResult> 
     let step: RestoreStep = 'fetch source';
     let begun = false;
     let stepStarted = Date.now();
+    // Notes quote program output (a failed command's last lines, a stack): redacted like the output itself.
     const note = async (line: string) => {
-      await appendFile(log, `[buildcoord] ${line}\n`);
+      await appendFile(log, redactText(`[buildcoord] ${line}\n`, redact));
     };
     const begin = async (s: RestoreStep, what: string) => {
       if (begun) steps.push({ step, seconds: Math.round((Date.now() - stepStarted) / 100) / 10 });
@@ -386,7 +395,7 @@ export async function restorePump(opts: RestoreOptions): Promise<RestoreResult> 
     };
     const run = async (command: string, args: string[], cwd: string, extra: Record<string, string | undefined> = {}, timeoutMs = opts.stepTimeoutMs ?? 600_000) => {
       await note(`$ ${[command, ...args].join(' ')}  (in ${cwd})`);
-      const r = await runner({ command, args, cwd, env: { ...baseEnv, ...extra }, logFile: log, timeoutMs, signal: opts.signal, graceMs: 3000 });
+      const r = await runner({ command, args, cwd, env: { ...baseEnv, ...extra }, logFile: log, timeoutMs, signal: opts.signal, graceMs: 3000, redact });
       await note(r.summary);
       if (r.aborted) fail(`stopped (${r.summary})`);
       return r;
@@ -400,7 +409,7 @@ export async function restorePump(opts: RestoreOptions): Promise<RestoreResult> 
     /** Runs a short command and returns its output (also logged). */
     const output = async (command: string, args: string[], cwd: string): Promise<{ r: RunResult; text: string }> => {
       const tmp = join(work, `.out-${randomBytes(4).toString('hex')}`);
-      const r = await runner({ command, args, cwd, env: baseEnv, logFile: tmp, timeoutMs: 60_000, signal: opts.signal, graceMs: 2000 });
+      const r = await runner({ command, args, cwd, env: baseEnv, logFile: tmp, timeoutMs: 60_000, signal: opts.signal, graceMs: 2000, redact });
       const text = await readFile(tmp, 'utf8').catch(() => '');
       await rm(tmp, { force: true });
       await note(`$ ${[command, ...args].join(' ')}: ${r.summary}\n${text.trimEnd()}`);
@@ -570,10 +579,11 @@ export async function restorePump(opts: RestoreOptions): Promise<RestoreResult> 
           runner,
           env: baseEnv as NodeJS.ProcessEnv,
           signal: opts.signal,
+          redact,
         });
       } finally {
         await daemon.stop();
-        await appendFile(log, `--- distccd (127.0.0.1:${daemon.port}) log\n${daemon.log()}`);
+        await appendFile(log, redactText(`--- distccd (127.0.0.1:${daemon.port}) log\n${daemon.log()}`, redact));
       }
       if (!verify.ok) fail(verify.reason);
       await note(verify.reason);
@@ -612,7 +622,9 @@ export async function restorePump(opts: RestoreOptions): Promise<RestoreResult> 
       if (installed && !switched) await rm(target, { recursive: true, force: true }).catch(() => {});
       await rm(join(root, `.${name}.partial`), { recursive: true, force: true }).catch(() => {});
       await rm(work, { recursive: true, force: true }).catch(() => {});
-      if (opts.alsoLog) await appendFile(opts.alsoLog, await readFile(log, 'utf8').catch(() => '')).catch(() => {});
+      // The copy is what reaches the pushed job log: redacted here too, so that
+      // nothing written into the restore log some other way gets past.
+      if (opts.alsoLog) await appendFile(opts.alsoLog, redactText(await readFile(log, 'utf8').catch(() => ''), redact)).catch(() => {});
     }
   }
 }

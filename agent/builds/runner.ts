@@ -142,8 +142,17 @@ export function makeRedactor(env: Record<string, string | undefined>, extra: str
   }
   const list = [...secrets].sort((a, b) => b.length - a.length);
   return (line) => {
-    let out = line.replace(/\b([a-z][a-z0-9+.-]*:\/\/)([^/@\s:]+)(:[^/@\s]*)?@/gi, '$1***@');
+    // The userinfo runs to the LAST "@" before the host: a password may hold an
+    // unencoded "@", and stopping at the first one would leave the rest of it
+    // in the log. It cannot cross a "/" or whitespace, which keeps the match
+    // inside one URL's authority (two URLs on a line are two matches).
+    let out = line.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/\s]+@/gi, '$1***@');
     for (const s of list) if (out.includes(s)) out = out.split(s).join('***');
     return out;
   };
+}
+
+/** A text of many lines (a log written by another program, output read back) through a line redactor, line by line. */
+export function redactText(text: string, redact: (line: string) => string): string {
+  return text.split('\n').map(redact).join('\n');
 }

@@ -14,7 +14,7 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDistccHosts, probeTcp, type HostSpec } from './distcc.js';
-import type { ProcessRunner } from './runner.js';
+import { redactText, type ProcessRunner } from './runner.js';
 
 export interface SmoketestHost {
   /** The host as written in DISTCC_HOSTS. */
@@ -48,6 +48,8 @@ export interface SmoketestOptions {
   timeoutMs?: number;
   /** TCP connect timeout for the reachability probe (default 1500 ms). */
   connectTimeoutMs?: number;
+  /** The job's redactor: every line written to logFile, and every output the result quotes, goes through it. */
+  redact?: (line: string) => string;
 }
 
 const PROBE_C = `/* buildcoord distcc smoke test */
@@ -168,9 +170,10 @@ function clientFailure(clientLog: string): string | null {
   return line ? line.replace(/^distcc\[\d+\]\s*/, '').trim().slice(0, 240) : null;
 }
 
-async function capture(runner: ProcessRunner, dir: string, name: string, command: string, args: string[], env: Record<string, string | undefined>, opts: { signal?: AbortSignal; timeoutMs: number }) {
+async function capture(runner: ProcessRunner, dir: string, name: string, command: string, args: string[], env: Record<string, string | undefined>, opts: { signal?: AbortSignal; timeoutMs: number; redact: (line: string) => string }) {
   const logFile = join(dir, `${name}.out`);
-  const r = await runner({ command, args, cwd: dir, env, logFile, timeoutMs: opts.timeoutMs, signal: opts.signal, graceMs: 2000 });
+  // Redacted as it is written: this output is quoted in the job's log and in the hosts' reasons.
+  const r = await runner({ command, args, cwd: dir, env, logFile, timeoutMs: opts.timeoutMs, signal: opts.signal, graceMs: 2000, redact: opts.redact });
   const text = await readFile(logFile, 'utf8').catch(() => '');
   return { r, text };
 }
@@ -181,7 +184,8 @@ async function capture(runner: ProcessRunner, dir: string, name: string, command
  * Compiles a small C file on every TCP host of `hosts` (DISTCC_HOSTS syntax,
  * or parsed hosts), one host at a time per compile (DISTCC_HOSTS set to that
  * host alone, no local fallback), and compares each remote compiler with the
- * local one. Writes everything distcc said to logFile; makes and removes its
+ * local one. Writes everything distcc said to logFile, each line through
+ * opts.redact (the job's log is pushed); makes and removes its
  * own directory under workDir. Never throws for a host's failure: that host
  * is listed with ok false and the reason.
  */
@@ -197,7 +201,10 @@ export async function runSmoketest(
   for (const k of Object.keys(env)) if (k.startsWith('DISTCC_') || k === 'INCLUDE_SERVER_PORT') delete env[k];
   const compiler = opts.compiler ?? 'gcc';
   const timeoutMs = opts.timeoutMs ?? 60_000;
-  const note = (line: string) => appendFile(logFile, `[buildcoord] ${line}\n`);
+  const redact = opts.redact ?? ((l: string) => l);
+  // The one way into logFile: notes quote program output too, so nothing reaches the pushed log around the redactor.
+  const write = (text: string) => appendFile(logFile, redactText(text, redact));
+  const note = (line: string) => write(`[buildcoord] ${line}\n`);
 
   let specs: HostSpec[];
   try {
@@ -219,8 +226,8 @@ export async function runSmoketest(
     await note(`distcc smoke test: ${tcp.length} TCP host(s)${skipped.length ? `, skipping ${skipped.map((s) => s.host).join(' ')}` : ''}; compiler ${compiler}`);
 
     // The reference: the same file compiled by this builder's compiler.
-    const localRun = await capture(runner, dir, 'local', compiler, ['-c', 'probe.c', '-o', 'local.o'], env, { signal: opts.signal, timeoutMs });
-    const dm = await capture(runner, dir, 'dumpmachine', compiler, ['-dumpmachine'], env, { signal: opts.signal, timeoutMs: 10_000 });
+    const localRun = await capture(runner, dir, 'local', compiler, ['-c', 'probe.c', '-o', 'local.o'], env, { signal: opts.signal, timeoutMs, redact });
+    const dm = await capture(runner, dir, 'dumpmachine', compiler, ['-dumpmachine'], env, { signal: opts.signal, timeoutMs: 10_000, redact });
     const localInfo = localRun.r.exitCode === 0 ? readObjectInfo(await readFile(join(dir, 'local.o')).catch(() => Buffer.alloc(0))) : null;
     const local = {
       compiler_version: compilerIdent(localInfo),
@@ -251,8 +258,9 @@ export async function runSmoketest(
           DISTCC_DIR: distccDir,
           DISTCC_IO_TIMEOUT: String(Math.max(5, Math.round(timeoutMs / 1000))),
         };
-        const run = await capture(runner, dir, `host-${i}`, 'distcc', [compiler, '-c', 'probe.c', '-o', obj], hostEnv, { signal: opts.signal, timeoutMs });
-        const log = await readFile(clientLog, 'utf8').catch(() => '');
+        const run = await capture(runner, dir, `host-${i}`, 'distcc', [compiler, '-c', 'probe.c', '-o', obj], hostEnv, { signal: opts.signal, timeoutMs, redact });
+        // distcc writes this log itself, past the runner's redactor, and its lines are quoted in the reasons.
+        const log = redactText(await readFile(clientLog, 'utf8').catch(() => ''), redact);
         const proof = remoteProof(log, 'probe.c', h);
         const fullLog = `--- ${h.raw}: distcc ${compiler} -c probe.c (${run.r.summary})\n${run.text}${log}`;
         if (run.r.exitCode !== 0 || !proof) {
@@ -284,7 +292,7 @@ export async function runSmoketest(
       }),
     );
     for (const { res, log } of results) {
-      if (log) await appendFile(logFile, log.endsWith('\n') ? log : `${log}\n`);
+      if (log) await write(log.endsWith('\n') ? log : `${log}\n`);
       await note(`${res.host}: ${res.ok ? 'pass' : 'FAIL'}: ${res.compiler_version ?? 'no compiler version'}; ${res.reason}`);
     }
     const list = results.map((r) => r.res);

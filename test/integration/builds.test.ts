@@ -22,6 +22,7 @@ import { UsageError } from '../../agent/errors.js';
 import { analyzeClientLog, judge, parseDistccHosts, type DistccReport } from '../../agent/builds/distcc.js';
 import { executeJob, supportedTypes, type ExecDeps, type ExecResult } from '../../agent/builds/execute.js';
 import { runProcess, type ProcessRunner, type RunSpec } from '../../agent/builds/runner.js';
+import { which } from '../../agent/builds/step.js';
 import { PATHS, type Job, type JobsFile, type StatusFile } from '../../agent/model/types.js';
 import { initLayout } from '../../agent/store/layout.js';
 import { addJobs, claimNext, completeJob, type JobDraft } from '../../agent/store/ops.js';
@@ -72,7 +73,7 @@ async function sourceRepo(project: string | null, extra: Record<string, string> 
 }
 
 let seq = 0;
-function mkJob(over: Partial<Job> & { type: string; source: string }): Job {
+function mkJob(over: Partial<Job> & { type: string; source: string | null }): Job {
   const now = new Date().toISOString();
   return {
     id: `job_test${Date.now()}_${seq++}`,
@@ -141,6 +142,33 @@ async function checkArtifacts(res: ExecResult, base: string, builder: string, ty
   }
   assert.deepEqual(res.artifacts, m.artifacts.map((a) => a.path));
   return m.artifacts;
+}
+
+interface ManifestStep {
+  name: string;
+  command: string;
+  args: string[];
+  exit_code: number | null;
+}
+
+/** The manifest every finished job carries, also a failed or refused one: who, what, from where, how it ended, what it made. */
+function checkManifest(res: ExecResult, job: Job, want: { source: string | null; commit: string | null; artifacts?: number }): Record<string, unknown> & { steps: ManifestStep[] } {
+  const m = res.manifest as (Record<string, unknown> & { steps: ManifestStep[] }) | undefined;
+  assert.ok(m, `a manifest for ${job.type} (${res.status}: ${res.summary})`);
+  assert.equal(m.job, job.id);
+  assert.equal(m.attempt, job.attempt);
+  assert.equal(m.builder, 'build1');
+  assert.equal(m.type, job.type);
+  assert.equal(m.source, want.source);
+  assert.equal(m.branch, job.branch);
+  assert.equal(m.commit, want.commit);
+  assert.equal(m.status, res.status);
+  assert.equal(m.summary, res.summary);
+  assert.ok(Array.isArray(m.steps), 'steps is a list');
+  assert.ok('mode' in m, 'mode is said, null or not');
+  assert.ok(Date.parse(m.started_at as string) <= Date.parse(m.finished_at as string), `${m.started_at} .. ${m.finished_at}`);
+  assert.equal((m.artifacts as unknown[]).length, want.artifacts ?? 0);
+  return m;
 }
 
 // ---------------------------------------------------------------- distccd
@@ -328,6 +356,33 @@ describe('builds through executeJob (real tools)', () => {
     assert.equal(rec.calls.specs[0]!.env?.DISTCC_HOSTS, undefined);
   });
 
+  it('distcc-smoketest: what distcc prints (an env token, a configured secret) reaches the job log and the result masked', { timeout: 60_000 }, async (t) => {
+    if (!tools(t, 'distcc', 'distccd', 'gcc')) return;
+    const d = await startDistccd();
+    // The real distcc behind a wrapper that says what a careless compiler
+    // wrapper would: the smoke test's runs and distcc's own client log are
+    // copied into the job log, which is pushed.
+    const bin = await tmpDir('noisy-distcc-');
+    await writeFile(join(bin, 'distcc'), `#!/bin/sh\necho "token is $MY_API_TOKEN" >&2\necho "configured: ${CONFIGURED_SECRET}"\nexec ${which('distcc')!} "$@"\n`, { mode: 0o755 });
+    const deps = await execDeps({ distcc_hosts: `127.0.0.1:${d.port}/2`, redact: [CONFIGURED_SECRET] });
+    deps.env = { ...deps.env, PATH: `${bin}:${deps.env!.PATH ?? process.env.PATH}` };
+    const job = mkJob({ type: 'distcc-smoketest', source: null });
+    const { res, log } = await run(job, deps);
+    assert.equal(res.status, 'completed', `${res.summary}\n${log}`);
+    assert.match(log, /^token is \*\*\*$/m, 'the wrapper ran and its output is in the log');
+    assert.match(log, /^configured: \*\*\*$/m);
+    assert.match(log, new RegExp(`^\\[buildcoord\\] 127\\.0\\.0\\.1:${d.port}/2: pass: `, 'm'));
+    for (const s of [SECRET, CONFIGURED_SECRET]) {
+      assert.ok(!log.includes(s), `${s} is not in the job log`);
+      assert.ok(!JSON.stringify(res).includes(s), `${s} is not in the result`);
+    }
+    const m = checkManifest(res, job, { source: null, commit: null });
+    assert.equal(m.mode, null);
+    assert.deepEqual(m.steps.map((s) => [s.name, s.exit_code]).sort(), [['distcc', 0], ['gcc', 0], ['gcc', 0]], 'the local compile, -dumpmachine and the one host');
+    const smoke = m.smoketest as { hosts: Array<{ host: string; ok: boolean }> };
+    assert.deepEqual(smoke.hosts.map((h) => [h.host, h.ok]), [[`127.0.0.1:${d.port}/2`, true]]);
+  });
+
   it('refuses shell injection in branch, commit, goals, profiles, source and type before anything runs', async (t) => {
     if (!tools(t, 'git')) return;
     const marker = join(await tmpDir('pwned-'), 'pwned');
@@ -356,6 +411,9 @@ describe('builds through executeJob (real tools)', () => {
       assert.match(res.summary, re, JSON.stringify(over));
       assert.match(log, re);
       await assert.rejects(stat(join(deps.workDir, 'jobs', `${job.id}-1`, 'src')), 'no checkout');
+      const m = checkManifest(res, job, { source: job.source, commit: null });
+      assert.deepEqual(m.steps, [], 'nothing ran');
+      assert.equal(m.mode, null);
     }
     assert.equal(rec.calls.specs.length, 0, 'no process was started');
     await assert.rejects(stat(join(deps.workDir, 'sources')), 'no fetch either');
@@ -368,8 +426,10 @@ describe('builds through executeJob (real tools)', () => {
     await git(src.work, 'commit', '--quiet', '-m', 'side');
     await git(src.work, 'push', '--quiet', src.dir, 'side');
     const side = await git(src.work, 'rev-parse', 'HEAD');
-    const { res } = await run(mkJob({ type: 'maven', source: src.dir, commit: side }), deps);
+    const sideJob = mkJob({ type: 'maven', source: src.dir, commit: side });
+    const { res } = await run(sideJob, deps);
     assert.equal(res.status, 'failed');
+    assert.deepEqual(checkManifest(res, sideJob, { source: src.dir, commit: null }).steps, [], 'a commit that never resolved: null, and no step');
     // Only the job's branch is fetched, so git does not even have the object.
     assert.match(res.summary, new RegExp(`^checkout failed: commit ${side} is not in .*maven-hello\\.git \\(branch main\\)$`));
     assert.equal(rec.calls.specs.length, 0, 'no build process');
@@ -542,6 +602,18 @@ describe('builds through a real agent', () => {
     assert.match(failLog, /^about to fail$/m);
     assert.match(failLog, /make: \*\*\* \[Makefile:\d+: all\] Error 1/);
     assert.match(failLog, /\[buildcoord\] failed: make exited with 2/);
+    // A failed job carries its manifest too: what ran, at which commit, nothing stored.
+    assert.equal(fj.result!.manifest, `build1/manifests/${fj.id}.json`);
+    const failManifest = JSON.parse(await show(`build1/manifests/${fj.id}.json`)) as { steps: Array<{ name: string; exit_code: number | null }>; [k: string]: unknown };
+    assert.equal(failManifest.job, fj.id);
+    assert.equal(failManifest.type, 'make');
+    assert.equal(failManifest.status, 'failed');
+    assert.equal(failManifest.source, failing.dir);
+    assert.equal(failManifest.commit, failing.commit);
+    assert.equal(failManifest.mode, (fj.result!.distcc as DistccReport).mode, 'the mode it ran in, as the result says');
+    assert.deepEqual(failManifest.steps.filter((s) => s.name === 'make').map((s) => s.exit_code), [2]);
+    assert.deepEqual(failManifest.artifacts, []);
+    assert.ok(typeof failManifest.started_at === 'string' && typeof failManifest.finished_at === 'string');
 
     // No secret anywhere on main, in any file or commit message.
     const everything = await git(remote.dir, 'log', '-p', '--all', '--format=%B');

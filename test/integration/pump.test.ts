@@ -14,8 +14,11 @@ import { existsSync, readlinkSync, realpathSync } from 'node:fs';
 import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { analyzeClientLog } from '../../agent/builds/distcc.js';
+import { executeJob } from '../../agent/builds/execute.js';
 import { pumpCommand, pumpProbe, restorePump, startLoopbackDistccd, PumpRestoreError, RESTORE_STEPS, type LoopbackDistccd } from '../../agent/builds/pump.js';
 import { runProcess } from '../../agent/builds/runner.js';
+import type { Job } from '../../agent/model/types.js';
+import { LocalLock } from '../../agent/store/locallock.js';
 import { cleanupAll, isCI, makeBareRepo, onCleanup, repoRoot, requireTool, runCli, tmpDir } from '../helpers/git.js';
 
 after(cleanupAll);
@@ -256,5 +259,99 @@ describe('pump restore (real distcc 3.4 source, /usr/bin/python3)', () => {
     assert.equal(r.stdout.trim(), tarball);
     assert.match(r.stderr, /already here: /);
     assert.ok(Date.now() - started < 10_000);
+  });
+});
+
+describe('pump-restore jobs', () => {
+  const TOKEN = 'pump-job-token-value';
+  const CONFIGURED = 'pump-job-configured-secret';
+
+  function pumpJob(): Job {
+    const now = new Date().toISOString();
+    return {
+      id: `job_pump${Date.now()}`,
+      type: 'pump-restore',
+      priority: 5,
+      source: null,
+      branch: 'main',
+      commit: null,
+      description: '',
+      dependencies: [],
+      assigned_to: 'build1',
+      status: 'running',
+      created_at: now,
+      created_by: 'tester',
+      started_at: now,
+      completed_at: null,
+      attempt: 1,
+      lease_expires_at: null,
+    };
+  }
+
+  it('mask an env token, a configured secret and URL credentials that a restore step prints, in the job log and the restore log', async (t) => {
+    if (!tools(t, 'make', 'gcc', '/usr/bin/python3') || !(await pythonHeaders(t))) return;
+    // Not distcc, just enough of its shape to reach "configure" in well under a
+    // second; the configure script prints what a careless one might.
+    const tree = await tmpDir('fake-distcc-src-');
+    await mkdir(path.join(tree, 'include_server'));
+    await writeFile(path.join(tree, 'include_server', 'setup.py'), '# not a real include server\n');
+    await writeFile(
+      path.join(tree, 'configure'),
+      `#!/bin/sh\necho "token is $MY_API_TOKEN"\necho "configured: ${CONFIGURED}" >&2\necho "cloning https://alice:p@ss@git.example.invalid/x.git"\nexit 1\n`,
+      { mode: 0o755 },
+    );
+    const job = pumpJob();
+    const res = await executeJob(job, new AbortController().signal, {
+      runner: runProcess,
+      workDir: await tmpDir('pump-job-work-'),
+      config: { builder: 'build1', distcc_source: tree, distcc_patches: await tmpDir('no-patches-'), redact: [CONFIGURED] },
+      defaultSource: null,
+      graceMs: 2000,
+      env: { ...process.env, MY_API_TOKEN: TOKEN },
+      home: await tmpDir('pump-job-home-'),
+    });
+    assert.equal(res.status, 'failed', res.summary);
+    assert.match(res.summary, /^pump restore failed at step "configure": sh \.\/configure .* exited with 1/);
+    const log = await readFile(res.logFile, 'utf8');
+    assert.match(log, /^token is \*\*\*$/m, 'the restore log was copied in, masked');
+    assert.match(log, /^configured: \*\*\*$/m);
+    assert.match(log, /^cloning https:\/\/\*\*\*@git\.example\.invalid\/x\.git$/m);
+    const restoreLog = await readFile(res.details!.restore_log as string, 'utf8');
+    assert.match(restoreLog, /^token is \*\*\*$/m, 'the restore step ran with the job\'s redactor');
+    for (const s of [TOKEN, CONFIGURED, 'p@ss']) {
+      assert.ok(!log.includes(s), `${s} is not in the job log`);
+      assert.ok(!restoreLog.includes(s), `${s} is not in the restore log`);
+      assert.ok(!JSON.stringify(res).includes(s), `${s} is not in the result`);
+    }
+    // The failed restore's manifest: no source or commit of its own, the processes it ran, where it stopped.
+    const m = res.manifest as Record<string, unknown> & { steps: Array<{ name: string; args: string[]; exit_code: number | null }> };
+    assert.ok(m, 'a manifest');
+    assert.deepEqual([m.job, m.attempt, m.builder, m.type, m.source, m.branch, m.commit, m.status], [job.id, 1, 'build1', 'pump-restore', null, 'main', null, 'failed']);
+    assert.deepEqual(m.artifacts, []);
+    assert.ok(typeof m.started_at === 'string' && typeof m.finished_at === 'string');
+    const last = m.steps[m.steps.length - 1]!;
+    assert.deepEqual([last.name, last.args[0], last.exit_code], ['sh', './configure', 1]);
+    assert.deepEqual(m.pump_restore, { step: 'configure', restore_log: res.details!.restore_log });
+  });
+
+  it('another restore holding the lock fails the job with its reason and a manifest, not an internal error', async () => {
+    const home = await tmpDir('pump-job-home-');
+    const workDir = await tmpDir('pump-job-work-');
+    const job = pumpJob();
+    const res = await new LocalLock(path.join(home, 'pump', '.restore'), { waitMs: 0 }).with(() =>
+      executeJob(job, new AbortController().signal, {
+        runner: runProcess,
+        workDir,
+        config: { builder: 'build1', distcc_source: workDir },
+        defaultSource: null,
+        graceMs: 2000,
+        env: process.env,
+        home,
+      }),
+    );
+    assert.equal(res.status, 'failed');
+    assert.match(res.summary, /^another pump restore is running on this host/);
+    assert.match(await readFile(res.logFile, 'utf8'), /another pump restore is running on this host/);
+    assert.deepEqual([res.manifest?.type, res.manifest?.status, res.manifest?.steps], ['pump-restore', 'failed', []]);
   });
 });

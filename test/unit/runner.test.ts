@@ -242,6 +242,22 @@ describe('makeRedactor', () => {
     assert.equal(redact('mail me at someone@example.org'), 'mail me at someone@example.org', 'not a URL');
   });
 
+  it('masks the whole userinfo up to the last "@" before the host, a password with "@" in it included', () => {
+    assert.equal(redact('https://alice:p@ss@host/x.git'), 'https://***@host/x.git');
+    assert.equal(redact('fetch https://alice:p@ss@w0rd@git.example.org:8443/x.git failed'), 'fetch https://***@git.example.org:8443/x.git failed');
+    assert.equal(redact('https://:only-a-password@host/x'), 'https://***@host/x', 'an empty user name still hides the password');
+    assert.equal(redact('https://host.example.org'), 'https://host.example.org', 'no credentials and no path: nothing changed');
+    assert.equal(redact('see https://host.example.org/a@b/c'), 'see https://host.example.org/a@b/c', 'an "@" in the path is not userinfo');
+  });
+
+  it('masks the credentials of every URL on a line, each up to its own host', () => {
+    assert.equal(
+      redact('from https://alice:p@ss@one.example/a.git to ssh://bob:x@y@two.example:22/b.git'),
+      'from https://***@one.example/a.git to ssh://***@two.example:22/b.git',
+    );
+    assert.equal(redact('https://one.example/a.git https://u:p@w@two.example/b'), 'https://one.example/a.git https://***@two.example/b', 'the first URL, without credentials, stays as it was');
+  });
+
   it('prefers the longer secret when one contains another', () => {
     const r = makeRedactor({ A_TOKEN: 'abcd', B_TOKEN: 'abcdefgh' });
     assert.equal(r('abcdefgh abcd'), '*** ***');
