@@ -41,6 +41,17 @@ export interface AgentSettings {
   version: string;
 }
 
+/** All CPUs' time counters (ms): the whole machine's, as /proc/stat counts them. */
+function cpuTimes(): { idle: number; total: number } {
+  let idle = 0;
+  let total = 0;
+  for (const c of cpus()) {
+    idle += c.times.idle;
+    total += c.times.user + c.times.nice + c.times.sys + c.times.idle + c.times.irq;
+  }
+  return { idle, total };
+}
+
 export interface Logger {
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
@@ -117,6 +128,12 @@ export class Agent {
     return join(this.s.workDir, 'pending');
   }
 
+  /** A status transition of its own (idle, offline) in one commit, logged like every transaction. */
+  private async setState(state: 'idle' | 'offline'): Promise<void> {
+    const r = await setState(this.store, this.s.builder, state, this.clock, this.s.version);
+    if (r.result) this.log.info({ op: 'status', state, pushAttempts: r.pushAttempts }, `status ${state}`);
+  }
+
   private readonly groups: GroupRecords;
   /** Set once the first look at main after start has dealt with what a previous process left running. */
   private orphansChecked = false;
@@ -143,7 +160,7 @@ export class Agent {
       this.wantClaim = true;
     }
     for (const rec of records) if (!this.running.has(rec.job)) await this.groups.remove(rec.job, rec.attempt);
-    if (orphans.length && this.running.size === 0) await setState(this.store, this.s.builder, 'idle', this.clock, this.s.version);
+    if (orphans.length && this.running.size === 0) await this.setState('idle');
     this.orphansChecked = true;
   }
 
@@ -178,16 +195,30 @@ export class Agent {
 
   /** SIGHUP: new settings from the config file; running jobs go on. */
   reload(settings: AgentSettings): void {
-    this.s = { ...settings, workDir: this.s.workDir, builder: this.s.builder };
+    // The store, the state directories and the logger were made at start: say so rather than ignore a change quietly.
+    const fixed: string[] = [];
+    if (settings.builder !== this.s.builder) fixed.push('builder');
+    if (settings.home !== this.s.home) fixed.push('home');
+    if ((settings.config.repo ?? null) !== (this.s.config.repo ?? null)) fixed.push('repo');
+    if ((settings.config.log_level ?? null) !== (this.s.config.log_level ?? null)) fixed.push('log_level');
+    if (fixed.length) this.log.warn({ keys: fixed }, 'these settings take effect only at a restart');
+    this.s = { ...settings, workDir: this.s.workDir, builder: this.s.builder, home: this.s.home };
     this.log.info({ pollMs: this.s.pollMs, heartbeatMs: this.s.heartbeatMs, concurrency: this.s.concurrency, labels: this.s.labels }, 'config reloaded');
     if (!this.draining) this.schedule();
   }
 
+  /** CPU time counters at the last heartbeat: usage is the busy share of the time since. */
+  private lastCpu = cpuTimes();
+
   private systemInfo(): HeartbeatFile['system'] {
     const total = totalmem();
     const load = loadavg();
+    const now = cpuTimes();
+    const spent = now.total - this.lastCpu.total;
+    const usage = spent > 0 ? (1 - (now.idle - this.lastCpu.idle) / spent) * 100 : 0;
+    this.lastCpu = now;
     return {
-      cpu_usage: Math.round((load[0]! / Math.max(1, cpus().length)) * 1000) / 10,
+      cpu_usage: Math.round(Math.min(100, Math.max(0, usage)) * 10) / 10,
       memory_used_gb: Math.round(((total - freemem()) / 2 ** 30) * 100) / 100,
       disk_free_gb: null,
       load: load.map((l) => Math.round(l * 100) / 100),
@@ -511,7 +542,7 @@ export class Agent {
     if (entry.reason === 'fenced') {
       this.log.warn({ job: job.id, attempt: job.attempt }, 'fenced attempt ended; nothing written');
       // Nothing about the job, but our own status must stop saying we build it.
-      if (this.running.size === 0) await setState(this.store, this.s.builder, 'idle', this.clock, this.s.version).catch(() => {});
+      if (this.running.size === 0) await this.setState('idle').catch(() => {});
       return;
     }
     if (entry.reason === 'drain') {
@@ -584,7 +615,7 @@ export class Agent {
         const c = this.pending[0]!;
         try {
           if (dashboard === null) dashboard = await this.dashboard();
-          const r = await agentComplete(this.store, c, this.clock, this.running.size, dashboard);
+          const r = await agentComplete(this.store, c, this.clock, [...this.running.values()].map((x) => x.job), dashboard);
           this.log.info({ op: 'complete', job: c.id, attempt: c.attempt, result: c.status, pushAttempts: r.pushAttempts }, 'result pushed');
         } catch (e) {
           if (!(e instanceof PreconditionError)) {
@@ -633,7 +664,7 @@ export class Agent {
     this.timers = [];
     await this.flushPending().catch(() => {});
     try {
-      await setState(this.store, this.s.builder, 'offline', this.clock, this.s.version);
+      await this.setState('offline');
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, 'could not push the offline status');
     }

@@ -37,6 +37,11 @@ function dashboardWrites(view: TxView, dash: DashboardContext | undefined, now: 
 }
 
 
+/** status.json's current_job for a running job. */
+function currentJobOf(job: Job): NonNullable<StatusFile['current_job']> {
+  return { id: job.id, branch: job.branch, commit: job.commit, started_at: job.started_at ?? new Date(0).toISOString(), attempt: job.attempt };
+}
+
 function statusOf(view: TxView, builder: string, now: Date): StatusFile {
   return view.get<StatusFile>(PATHS.status(builder)) ?? statusFor(builder, now);
 }
@@ -82,7 +87,7 @@ export function agentClaim(store: Store, a: ClaimArgs): Promise<TxOutcome<Job | 
       }
       const job = r.job;
       const next = withState(status, 'building', now, {
-        current_job: { id: job.id, branch: job.branch, commit: job.commit, started_at: now.toISOString(), attempt: job.attempt },
+        current_job: currentJobOf(job),
         agent_version: a.agentVersion,
         ...(a.builder.labels && Object.keys(a.builder.labels).length ? { labels: a.builder.labels } : {}),
       });
@@ -110,7 +115,9 @@ export interface Completion {
 }
 
 /** Record the end of an attempt, the builder's new status and the log, in one commit. Fenced by attempt. */
-export function agentComplete(store: Store, c: Completion, now: () => Date, stillRunning: number, dashboard?: DashboardContext): Promise<TxOutcome<Job>> {
+/** `others`: the jobs this builder still runs; one of them becomes current_job when the finished one was it. */
+export function agentComplete(store: Store, c: Completion, now: () => Date, others: Job[], dashboard?: DashboardContext): Promise<TxOutcome<Job>> {
+  const stillRunning = others.length;
   return store.transact({
     op: 'complete',
     reads: [PATHS.jobs, PATHS.status(c.builder)],
@@ -121,7 +128,7 @@ export function agentComplete(store: Store, c: Completion, now: () => Date, stil
       const status = statusOf(view, c.builder, t);
       const state: BuilderState = stillRunning > 0 ? 'building' : c.status === 'completed' ? 'success' : 'failed';
       const next = withState(status, state, t, {
-        current_job: stillRunning > 0 && status.current_job?.id !== c.id ? status.current_job : null,
+        current_job: stillRunning === 0 ? null : status.current_job && status.current_job.id !== c.id ? status.current_job : currentJobOf(others[0]!),
         last_build: { id: c.id, status: c.status, completed_at: t.toISOString(), duration_seconds: c.durationSeconds, artifacts: c.artifacts },
       });
       return {

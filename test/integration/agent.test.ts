@@ -710,6 +710,22 @@ describe('agent daemon (real processes, real git)', () => {
     assert.equal(await stopAgent(a), 0);
   });
 
+  it('with --concurrency 2 it runs two jobs at once; when one ends, status.json names the other as current', T, async () => {
+    const s = await setup();
+    const a = await startAgent(s.remote, 'build1', { config: s.config, args: [...FAST, '--concurrency', '2'], env: { BC_TEST_OUT: s.out, BC_TEST_SLEEP: '30' } });
+    const slow = (await addJobs(s.store, [{ ...draft(s, 'slow'), priority: 1 }])).result[0]!;
+    const quick = (await addJobs(s.store, [{ ...draft(s, 'fail'), priority: 2 }])).result[0]!;
+    await a.waitFor((l) => l.msg === 'claimed' && l.job === slow.id);
+    await a.waitFor((l) => l.msg === 'claimed' && l.job === quick.id);
+    await a.waitFor((l) => l.msg === 'result pushed' && l.job === quick.id, { timeoutMs: 15_000 });
+    assert.equal((await jobOf(s.remote, slow.id)).status, 'running', 'the other job still runs');
+    const st = await showJson<StatusFile>(s.remote, 'main', PATHS.status('build1'));
+    assert.equal(st.status, 'building');
+    assert.equal(st.current_job?.id, slow.id, 'the job still running is the current one');
+    assert.equal(st.last_build?.id, quick.id);
+    assert.equal(await stopAgent(a), 0);
+  });
+
   it('a builder that dies idle shows as stale in shared/health_dashboard.json: one commit by the other agent, none while nothing changes', T, async () => {
     const s = await setup();
     const a1 = await startAgent(s.remote, 'build1', { args: RECLAIMABLE });

@@ -77,7 +77,7 @@ function fleet(): Promise<Fleet> {
         store,
         { id: job.id, attempt: claimed.attempt, builder, status, result: { summary, exit_code: status === 'failed' ? 2 : 0, duration_seconds: seconds }, durationSeconds: seconds, artifacts: [] },
         at(startAgo - seconds),
-        0,
+        [],
       );
     };
     // build1: two finished make builds, then one running for over two minutes.
