@@ -115,6 +115,7 @@ export function registerAgentCommands(y: Argv, handler: Handler): Argv {
             else ctx.io.out(`${branch}: ${r.commits} commits squashed into ${r.after.slice(0, 12)}${r.backupRef ? `; old tip kept as ${r.backupRef}` : ''}\n`);
           }),
         )
+        .example('$0 heartbeat squash --branch heartbeat/build1 --backup', 'one commit again, the old history kept under a backup ref')
         .demandCommand(1, 'name a heartbeat command: squash'),
     );
 }

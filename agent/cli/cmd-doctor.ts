@@ -105,6 +105,8 @@ export function registerDoctorCommands(y: Argv, handler: Handler): Argv {
             else ctx.io.out(`current: ${info.dir}\n  distcc-pump: ${info.pump}\n  python: ${String(info.manifest?.python_version ?? '?')}  created: ${String(info.manifest?.created_at ?? '?')}\n`);
           }),
         )
+        .example('$0 pump status', 'which include server pump builds use')
+        .example('$0 pump restore', 'rebuild it for this Python from the configured distcc source')
         .demandCommand(1, 'name a pump command: restore or status'),
     );
 }

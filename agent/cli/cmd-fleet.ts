@@ -119,6 +119,8 @@ export function registerFleetCommands(y: Argv, handler: Handler): Argv {
             ctx.io.out(result ? `resumed ${target ?? 'the fleet'}\n` : `${target ?? 'the fleet'} was not paused; nothing changed\n`);
           }),
         )
+        .example('$0 control pause --builder build2', 'build2 finishes what it runs and claims nothing new')
+        .example('$0 control resume', 'the whole fleet claims again')
         .demandCommand(1, 'name a control command: pause, resume'),
     )
     .command('profile', 'Named sets of jobs kept in shared/build_config.json', (p) =>
@@ -148,6 +150,8 @@ export function registerFleetCommands(y: Argv, handler: Handler): Argv {
             ctx.io.out(table(['STEP', 'TYPE', 'PRI', 'AFTER'], p.jobs.map((j) => [j.key, j.type, String(j.priority ?? config!.defaults.priority), (j.after ?? []).join(', ') || '-'])));
           }),
         )
+        .example('$0 profile list', '')
+        .example('$0 job add --profile release --branch main', 'queue a whole profile')
         .demandCommand(1, 'name a profile command: list, show'),
     )
     .command(
@@ -201,7 +205,11 @@ export function registerJobActions(job: Argv, handler: Handler): Argv {
     .command(
       'log <id>',
       "The job's pushed log (the tail; the full log stays on its builder)",
-      (a) => a.positional('id', { type: 'string' }).example('$0 job log job_20261123T101500Z_3f9a1c2b7d', ''),
+      (a) =>
+        a
+          .positional('id', { type: 'string' })
+          .example('$0 job log job_20261123T101500Z_3f9a1c2b7d', '')
+          .example('$0 job log job_2026 --json', '{"id", "attempt", "status", "path", "log"}'),
       handler(async (ctx, argv) => {
         const id = parseJobId(argv.id);
         const store = await ctx.store();
@@ -213,6 +221,7 @@ export function registerJobActions(job: Argv, handler: Handler): Argv {
         }
         const buf = await store.readBlob(view.commit!, path);
         if (!buf) throw new OperationError(`${path} is not on main (pruned?)`);
+        if (ctx.args.json) return ctx.json({ id: job.id, attempt: job.attempt, status: job.status, path, log: buf.toString('utf8') });
         ctx.io.out(buf.toString('utf8'));
       }),
     );

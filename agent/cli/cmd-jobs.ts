@@ -117,14 +117,17 @@ export function registerJobCommands(y: Argv, handler: Handler): Argv {
         (a) =>
           a
             .option('status', { type: 'string', array: true, choices: [...JOB_STATUSES], describe: 'Only jobs in these states' })
-            .option('assigned', { type: 'string', describe: 'Only jobs assigned to this builder' })
+            .option('assigned', { type: 'string', describe: 'Only jobs assigned to this builder (--builder B on this command does the same)' })
             .option('all', { type: 'boolean', describe: 'Include completed jobs (default: hidden unless --status asks)' })
             .example('$0 job list --status queued running', 'what is waiting and what is running')
-            .example('$0 job list --json', 'an array of jobs (see README: JSON output)'),
+            .example('$0 job list --json', 'an array of jobs (see README: JSON output)')
+            .example('$0 job list --builder build1', 'the jobs build1 runs or ran'),
         handler(async (ctx, argv) => {
           const file = await readJobs(await ctx.store());
           const statuses = arr(argv.status) as string[];
-          const assigned = argv.assigned === undefined ? null : parseName(argv.assigned, '--assigned');
+          // --builder given on this command line filters too (people type it); from the environment or config it does not.
+          const by = argv.assigned ?? ctx.args.builder;
+          const assigned = by === undefined ? null : parseName(by, argv.assigned !== undefined ? '--assigned' : '--builder');
           const jobs = runOrder(file).filter(
             (j) =>
               (statuses.length ? statuses.includes(j.status) : argv.all || ctx.args.json || j.status !== 'completed') &&
@@ -206,6 +209,9 @@ export function registerJobCommands(y: Argv, handler: Handler): Argv {
           else ctx.io.out(`${job.id} ${job.status} (attempt ${job.attempt} on ${builder})\n`);
         }),
       )
+      .example('$0 job add --type make --source https://git.example.org/app.git --branch main', 'queue a build; prints its id')
+      .example('$0 job list', 'the queue in the order it will run')
+      .example('$0 job log job_2026', 'the pushed log of a finished job (a unique id prefix is enough)')
       .demandCommand(1, 'name a job command: add, list, show, claim, complete, cancel, retry, log'),
   );
 }

@@ -95,6 +95,8 @@ export function registerLockCommands(y: Argv, handler: Handler): Argv {
       )
       .example('$0 lock acquire deploy --wait 5m', 'take the deploy lock, waiting up to 5 minutes; prints the token')
       .example('$0 lock list', 'who holds what, until when')
+      .example('$0 lock acquire deploy --ttl 10m', 'prints a fencing token')
+      .example('$0 lock release deploy --token 7', '')
       .demandCommand(1, 'name a lock command: acquire, renew, release, list'),
   );
 }

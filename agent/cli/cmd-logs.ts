@@ -117,6 +117,7 @@ export function registerLogsCommands(y: Argv, handler: Handler): Argv {
           if (plan.orphans.length && !opts.orphans) ctx.io.out(`${plan.orphans.length} file(s) belong to jobs no longer in jobs.json and were kept (--orphans removes them)\n`);
         }),
       )
+      .example('$0 logs prune --older-than 30d', 'one commit removing old logs and manifests from main')
       .demandCommand(1, 'name a logs command: prune'),
   );
 }

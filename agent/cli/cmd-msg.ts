@@ -199,6 +199,8 @@ export function registerMsgCommands(y: Argv, handler: Handler): Argv {
       )
       .example('$0 msg list --unread --builder build1', "build1's unread messages")
       .example('$0 msg send --to all --type warning --subject "main is red"', 'tell everyone')
+      .example('$0 msg send --to build2 --type info --subject "deploy at 5"', '')
+      .example('$0 msg list --unread', 'unread messages for this builder')
       .demandCommand(1, 'name a msg command: send, list, show, read, ack, archive'),
   );
 }

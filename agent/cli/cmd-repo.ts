@@ -6,6 +6,7 @@ import type { Argv } from 'yargs';
 import { EXIT, UsageError } from '../errors.js';
 import { parseName } from '../model/input.js';
 import { formatProblem, parseAndValidate, schemaNameFor } from '../model/validate.js';
+import { PATHS } from '../model/types.js';
 import { ensureBareRepo, initLayout } from '../store/layout.js';
 import type { Handler } from './cmd-jobs.js';
 
@@ -20,8 +21,16 @@ async function walk(dir: string, root = dir, out: string[] = []): Promise<string
 }
 
 /** All problems in a set of files, as `FILE: /pointer: message` lines. */
+/**
+ * Files every coordination repository has (`init` writes them). The commands
+ * read a missing one as empty, so a deletion pushed by hand would silently
+ * drop every job, lock or message in it: validate (and the pre-commit hook) says so.
+ */
+const REQUIRED = [PATHS.jobs, PATHS.locks, PATHS.messages, PATHS.buildConfig];
+
 export function problemsIn(files: Map<string, string>): string[] {
   const lines: string[] = [];
+  for (const path of REQUIRED) if (!files.has(path)) lines.push(`${path}: /: missing: every coordination repository has it (\`buildcoord init\` creates it); deleting it would drop everything it held`);
   for (const [path, text] of [...files].sort(([a], [b]) => (a < b ? -1 : 1))) {
     lines.push(...parseAndValidate(path, text).problems.map(formatProblem));
   }

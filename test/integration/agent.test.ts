@@ -707,6 +707,11 @@ describe('agent daemon (real processes, real git)', () => {
       .reverse();
     assert.deepEqual(ops, ['enqueue', 'claim 1', 'complete 1', 'claim 2', 'complete 2']);
     assert.equal(a.count((l) => l.msg === 'claimed' && l.job === job.id), 2);
+    const log = await runCli(['job', 'log', job.id, '--json', '--repo', s.remote], { env: { BUILDCOORD_HOME: await tmpDir('log-reader-') } });
+    assert.equal(log.exitCode, 0, log.stderr);
+    const shown = JSON.parse(log.stdout) as { id: string; attempt: number; status: string; path: string; log: string };
+    assert.deepEqual([shown.id, shown.attempt, shown.status, shown.path], [job.id, 2, 'failed', `build1/logs/${job.id}.log`]);
+    assert.match(shown.log, new RegExp(`job ${job.id} attempt 2`));
     assert.equal(await stopAgent(a), 0);
   });
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { cleanupAll, cliPath, cloneWork, git, gitEnv, runCli, tmpDir, tryGit, type CliResult } from '../helpers/git.js';
 
@@ -221,6 +221,11 @@ describe('buildcoord against a bare repository on this host', () => {
         [first, 'completed', 'b1', 1],
       ],
     );
+    // --builder on `job list` filters like --assigned.
+    const mine = json<Obj[]>(await bc('job', 'list', '--builder', 'b2', '--all', '--json'));
+    assert.deepEqual(mine, [], 'b2 ran nothing');
+    const b1 = json<Obj[]>(await bc('job', 'list', '--builder', 'b1', '--all', '--json'));
+    assert.deepEqual(b1.map((j) => j.id), [first]);
     const cancelled = await bc('job', 'cancel', second);
     assert.equal(cancelled.exitCode, 0, cancelled.stderr);
     const table = await bc('job', 'list');
@@ -261,6 +266,15 @@ describe('buildcoord against a bare repository on this host', () => {
     assert.equal(json2.exitCode, 2);
     const report = JSON.parse(json2.stdout) as { checked: number; problems: string[] };
     assert.deepEqual(report.problems, problems);
+
+    // A deleted queue would read as an empty one: validate (the pre-commit hook) refuses it.
+    await rm(path.join(work, 'coordination/locks.json'));
+    const gone = await bc('validate', work);
+    assert.equal(gone.exitCode, 2);
+    assert.ok(lines(gone.stderr).some((l) => l.startsWith('coordination/locks.json: /: missing: ')), gone.stderr);
+    const elsewhere = await bc('validate', await tmpDir('not-a-checkout-'));
+    assert.equal(elsewhere.exitCode, 2, 'a directory that is no coordination checkout is not "0 files valid"');
+    assert.equal(lines(elsewhere.stderr).length, 4);
   });
 
   it('keeps a label whose key is also an Object.prototype member name', async () => {
@@ -268,6 +282,26 @@ describe('buildcoord against a bare repository on this host', () => {
     const id = json<{ id: string }>(await bc('job', 'add', '--label', 'constructor=yes', '--label', 'os=linux', '--json')).id;
     const job = json(await bc('job', 'show', id, '--json'));
     assert.deepEqual(job.labels, { constructor: 'yes', os: 'linux' });
+  });
+});
+
+describe('a remote that refuses this host', () => {
+  it('a push rejected by the server (a pre-receive hook) exits 4 with one line, and nothing changes', async () => {
+    const home = await tmpDir('e2e-denied-');
+    const repo = path.join(await tmpDir('e2e-denied-remote-'), 'coord.git');
+    const env = { BUILDCOORD_HOME: home };
+    assert.equal((await runCli(['init', '--repo', repo], { env })).exitCode, 0);
+    const before = await git(repo, 'rev-parse', 'main');
+    const hook = path.join(repo, 'hooks', 'pre-receive');
+    await writeFile(hook, '#!/bin/sh\necho "this deploy key is read-only" >&2\nexit 1\n');
+    await chmod(hook, 0o755);
+    for (const args of [['job', 'add', '--type', 'make'], ['msg', 'send', '--to', 'all', '--type', 'info', '--subject', 'hi'], ['lock', 'acquire', 'deploy']]) {
+      const r = await runCli([...args, '--repo', repo], { env });
+      assert.equal(r.exitCode, 4, `${args.join(' ')}: ${r.stderr}`);
+      assert.equal(lines(r.stderr).length, 1, r.stderr);
+      assert.match(r.stderr, /refused the push/);
+    }
+    assert.equal(await git(repo, 'rev-parse', 'main'), before, 'nothing landed');
   });
 });
 
