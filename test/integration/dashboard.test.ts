@@ -331,6 +331,10 @@ describe('dashboard', () => {
     await page.waitForTimeout(2200);
     assert.ok(seconds(await text(page, `${runningRow} .elapsed .tick`)) > before);
     assert.equal(await page.getAttribute('#conn', 'class'), 'dot ok');
+    // Live: a change pushed to the repository shows up by itself, through the page's polling, without a reload.
+    const sent = await f.cli(['msg', 'send', '--to', 'all', '--type', 'info', '--subject', 'dashboard live check']);
+    assert.equal(sent.exitCode, 0, sent.stderr);
+    await page.waitForFunction(() => document.querySelector('#messages')?.textContent?.includes('dashboard live check'), undefined, { timeout: 15_000 });
 
     await mkdir(join(repoRoot(), 'test-artifacts'), { recursive: true });
     await page.screenshot({ path: join(repoRoot(), 'test-artifacts', 'dashboard.png'), fullPage: true });
