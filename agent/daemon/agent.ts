@@ -41,6 +41,8 @@ export interface AgentSettings {
   version: string;
 }
 
+const DISTCC_MODES = new Set(['pump', 'pump-broken', 'distcc', 'local']);
+
 /** All CPUs' time counters (ms): the whole machine's, as /proc/stat counts them. */
 function cpuTimes(): { idle: number; total: number } {
   let idle = 0;
@@ -174,6 +176,8 @@ export class Agent {
       }
     }
     if (this.pending.length) this.log.info({ count: this.pending.length }, 'results from before a restart are waiting to be pushed');
+    const kept = (await readFile(this.distccModeFile, 'utf8').catch(() => '')).trim();
+    if (DISTCC_MODES.has(kept)) this.distccMode = kept as NonNullable<HeartbeatFile['distcc_mode']>;
     this.log.info(
       { remote: this.store.remote, pollMs: this.s.pollMs, heartbeatMs: this.s.heartbeatMs, leaseMs: this.s.leaseMs, concurrency: this.s.concurrency, types: supportedTypes(this.s.config) },
       'agent starting',
@@ -425,6 +429,16 @@ export class Agent {
   /** The distcc mode the last distributed build really ran in, for the fleet view. */
   private distccMode: HeartbeatFile['distcc_mode'] = null;
 
+  private get distccModeFile(): string {
+    return join(this.s.workDir, 'distcc_mode');
+  }
+
+  /** Kept on disk so a restarted agent reports the mode its last build found, not "unknown" until the next one. */
+  private async setDistccMode(mode: NonNullable<HeartbeatFile['distcc_mode']>): Promise<void> {
+    this.distccMode = mode;
+    await writeFile(this.distccModeFile, `${mode}\n`).catch((e) => this.log.warn({ err: (e as Error).message }, 'could not keep the distcc mode on disk'));
+  }
+
   /** A slot is free and has not yet looked at the current main for work. */
   private wantClaim = true;
 
@@ -556,13 +570,20 @@ export class Agent {
     }
     const status = entry.reason === 'cancel' ? 'cancelled' : res.status;
     const distcc = res.details?.distcc as { mode?: 'pump' | 'distcc' | 'local'; pump_requested?: boolean } | undefined;
-    if (distcc?.mode) this.distccMode = distcc.pump_requested && distcc.mode !== 'pump' && distcc.mode !== 'local' ? 'pump-broken' : distcc.mode;
+    if (distcc?.mode) await this.setDistccMode(distcc.pump_requested && distcc.mode !== 'pump' && distcc.mode !== 'local' ? 'pump-broken' : distcc.mode);
+    // A restore ends with a pump build that served every include: pump works from the next build on.
+    else if (job.type === 'pump-restore' && status === 'completed') await this.setDistccMode('pump');
     let tail = '';
     if (res.logFile) {
       try {
         const buf = await readFile(res.logFile);
-        tail = buf.subarray(Math.max(0, buf.length - LOG_TAIL_BYTES)).toString('utf8');
-        if (buf.length > LOG_TAIL_BYTES) tail = `[buildcoord] log truncated: last ${LOG_TAIL_BYTES} of ${buf.length} bytes; the full log is on ${this.s.builder} at ${res.logFile}\n` + tail.slice(tail.indexOf('\n') + 1);
+        if (buf.length <= LOG_TAIL_BYTES) tail = buf.toString('utf8');
+        else {
+          // The note counts against the limit too: what is committed stays within LOG_TAIL_BYTES.
+          const note = `[buildcoord] log truncated: the last part of ${buf.length} bytes; the full log is on ${this.s.builder} at ${res.logFile}\n`;
+          const rest = buf.subarray(buf.length - (LOG_TAIL_BYTES - Buffer.byteLength(note))).toString('utf8');
+          tail = note + rest.slice(rest.indexOf('\n') + 1);
+        }
       } catch {
         /* no log */
       }

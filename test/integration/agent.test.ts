@@ -516,6 +516,46 @@ describe('agent daemon (real processes, real git)', () => {
     assert.equal((await showJson<StatusFile>(s.remote, 'main', PATHS.status('build1'))).status, 'offline');
   });
 
+  it('SIGINT drains like SIGTERM: the running job handed back, offline, exit 0', T, async () => {
+    const s = await setup();
+    const a = await startAgent(s.remote, 'build1', { config: s.config, env: { BC_TEST_OUT: s.out, BC_TEST_SLEEP: '30' }, args: ['--poll', '200ms', '--heartbeat', '300ms', '--lease', '1500ms', '--grace', '1s'] });
+    const job = await enqueue(s, 'slow');
+    await a.waitFor((l) => l.msg === 'claimed' && l.job === job.id);
+    const pids = await fixturePids(s.out, job.id, 1);
+    a.signal('SIGINT');
+    assert.equal(await a.exit, 0, a.dump());
+    await a.waitFor((l) => l.msg === 'handed back to the queue (drain)' && l.job === job.id);
+    assert.deepEqual(await waitGone(pids), []);
+    assert.equal((await jobOf(s.remote, job.id)).status, 'queued');
+    assert.equal((await showJson<StatusFile>(s.remote, 'main', PATHS.status('build1'))).status, 'offline');
+  });
+
+  it('SIGHUP reloads the config file: new intervals take effect, a broken file is refused and the old settings kept', T, async () => {
+    const s = await setup();
+    const cfg = join(await tmpDir('agent-hup-'), 'agent.json');
+    const base = JSON.parse(await readFile(s.config, 'utf8')) as Record<string, unknown>;
+    await writeFile(cfg, JSON.stringify({ ...base, poll: '200ms', heartbeat: '300ms', lease: '2s' }));
+    const a = await startAgent(s.remote, 'build1', { config: cfg, args: [] });
+    await a.waitFor('agent starting');
+    await writeFile(cfg, JSON.stringify({ ...base, poll: '250ms', heartbeat: '400ms', lease: '2s', labels: { arch: 'riscv64' } }));
+    a.signal('SIGHUP');
+    const reloaded = await a.waitFor('config reloaded', { timeoutMs: 10_000 });
+    assert.equal(reloaded.pollMs, 250);
+    assert.equal(reloaded.heartbeatMs, 400);
+    assert.deepEqual(reloaded.labels, { arch: 'riscv64' });
+
+    await writeFile(cfg, JSON.stringify({ ...base, poll: 'banana' }));
+    const from = a.lines.length;
+    a.signal('SIGHUP');
+    const refused = await a.waitFor((l) => /config reload refused/.test(String(l.msg)), { from, timeoutMs: 10_000 });
+    assert.match(JSON.stringify(refused), /poll/);
+    // Still working on the old settings: a job is claimed and done.
+    const job = await enqueue(s);
+    await a.waitFor((l) => l.msg === 'result pushed' && l.job === job.id, { timeoutMs: 15_000 });
+    assert.equal(a.exitCode(), null);
+    assert.equal(await stopAgent(a), 0);
+  });
+
   it('SIGTERM during startup: it still stops, exits 0 and stays offline (no heartbeats after the offline one)', T, async () => {
     const s = await setup();
     const job = await enqueue(s);
