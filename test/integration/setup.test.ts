@@ -150,12 +150,43 @@ describe('setup_buildN.sh refuses before it changes anything', () => {
       ['setup_build1.sh', '--repo', COORD.url, '--labels', 'arch', '--prefix', prefix],
       ['setup_build1.sh', '--repo', COORD.url, '--init', 'upstart', '--prefix', prefix],
       ['setup_build1.sh', '--repo', COORD.url, '--user', 'no-such-user-bc', '--prefix', prefix],
+      ['setup_build1.sh', '--repo', COORD.url, '--distcc-hosts', '!!! bad', '--prefix', prefix],
     ]) {
       const r = await script(args[0]!, args.slice(1));
       assert.equal(r.exitCode, 2, `${args.join(' ')}: ${show(r)}`);
       assert.match(r.stderr, /^setup: error: /m);
     }
     assert.deepEqual(readdirSync(prefix), []);
+  });
+
+  it('checks the config it would write first: a bad agent.json or flag is named in one line and changes nothing', async () => {
+    const prefix = await tmpDir('setup-badconfig-');
+    const file = path.join(prefix, 'etc/buildcoord/agent.json');
+    await mkdir(path.dirname(file), { recursive: true });
+    const quoted = file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const refused = async (config: object, extra: string[], expected: RegExp) => {
+      await writeFile(file, JSON.stringify(config, null, 2) + '\n');
+      const before = await snapshot(prefix);
+      for (const dry of [[], ['--dry-run']]) {
+        const r = await script('setup_build1.sh', ['--repo', COORD.url, '--prefix', prefix, '--init', 'systemd', ...extra, ...dry]);
+        assert.equal(r.exitCode, 2, show(r));
+        const lines = r.stderr.trim().split('\n');
+        assert.equal(lines.length, 1, `one line, not ${lines.length}:\n${show(r)}`);
+        assert.match(lines[0]!, expected);
+        // The config checks say so; a flag refused by the script itself is exit 2, which means the same.
+        if (!extra.includes('--labels')) assert.match(lines[0]!, /nothing was changed$/);
+        assert.doesNotMatch(r.stderr, /buildcoord-setup\./, 'the error names a temporary copy');
+        assert.doesNotMatch(r.stdout, /^setup: [a-z-]+:\s+(ok|unchanged|created|installed|switched|would)/m, `setup went on:\n${r.stdout}`);
+        assert.deepEqual(await snapshot(prefix), before, `setup ${extra.join(' ')} ${dry.join(' ')} changed the prefix:\n${show(r)}`);
+      }
+    };
+    await refused({ builder: 'build1', poll: 'banana' }, [], new RegExp(`^setup: error: ${quoted}: /poll: "banana" `));
+    await refused({ builder: 'build1', heartbeat: '1m', lease: '1m' }, [], new RegExp(`^setup: error: ${quoted}: .*lease.* twice .*heartbeat`));
+    await refused({ builder: 'build1', distcc_hosts: '127.0.0.1:99999' }, [], new RegExp(`^setup: error: ${quoted}: .*distcc_hosts.*port 99999`));
+    await refused({ builder: 'build1' }, ['--distcc-hosts', '!!! bad'], /^setup: error: --distcc-hosts "!!! bad": distcc host "!!!"/);
+    await refused({ builder: 'build1' }, ['--distcc-hosts', 'h1/4,gzip'], /^setup: error: --distcc-hosts "h1\/4,gzip": .*,gzip/);
+    await refused({ builder: 'build1' }, ['--labels', 'arch=amd64,=x'], /^setup: error: --labels: /);
+    assert.deepEqual(Object.keys(await snapshot(prefix)), ['etc', 'etc/buildcoord', 'etc/buildcoord/agent.json']);
   });
 });
 
