@@ -80,12 +80,22 @@ if command -v distccd >/dev/null 2>&1; then
   step "A distcc worker on 127.0.0.1, so the builds compile through distcc"
   port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
   # --log-stderr: as root distccd drops to the distccd user, which could not write a log file here.
-  distccd --daemon --no-detach --listen 127.0.0.1 --port "$port" --allow 127.0.0.1 --log-stderr --log-level=info --jobs 2 \
+  # For the same reason it gets /tmp as its TMPDIR then: it works in TMPDIR,
+  # and a private one (mode 700, as mktemp makes them) stops it at once.
+  distccd_env=()
+  ((EUID == 0)) && distccd_env=(env TMPDIR=/tmp)
+  "${distccd_env[@]}" distccd --daemon --no-detach --listen 127.0.0.1 --port "$port" --allow 127.0.0.1 --log-stderr --log-level=info --jobs 2 \
     2>"$BUILDCOORD_HOME/distccd.log" &
   distccd_pid=$!
   for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-  distcc_args=(--distcc-hosts "127.0.0.1:$port/2")
-  echo "distccd: pid $distccd_pid, 127.0.0.1:$port, log $BUILDCOORD_HOME/distccd.log"
+  if kill -0 "$distccd_pid" 2>/dev/null; then
+    distcc_args=(--distcc-hosts "127.0.0.1:$port/2")
+    echo "distccd: pid $distccd_pid, 127.0.0.1:$port, log $BUILDCOORD_HOME/distccd.log"
+  else
+    wait "$distccd_pid" 2>/dev/null || true
+    distccd_pid=
+    echo "(distccd did not start: $(grep -m 1 ERROR "$BUILDCOORD_HOME/distccd.log" || tail -n 1 "$BUILDCOORD_HOME/distccd.log"); the builds compile locally)"
+  fi
 else
   echo "(no distccd on this machine: the builds compile locally)"
 fi

@@ -601,17 +601,85 @@ describe('uninstall.sh', () => {
 
 // ---------------------------------------------------------------- quickstart
 
+/** Whether pid is a live (not zombie) process whose command line contains what. */
+function alive(pid: number, what: string): boolean {
+  try {
+    const state = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (state.charAt(state.lastIndexOf(')') + 2) === 'Z') return false;
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').includes(what);
+  } catch {
+    return false;
+  }
+}
+
+/** What a quickstart run says it started: the agents' and distccd's PIDs, and its home. */
+function started(stdout: string): { agents: Map<string, number>; distccd: number | null; home: string } {
+  const agents = new Map<string, number>();
+  let home = '';
+  for (const m of stdout.matchAll(/^(build[12]): pid (\d+), log (\/\S+)\/build[12]\.log$/gm)) {
+    agents.set(m[1]!, Number(m[2]));
+    home = m[3]!;
+  }
+  assert.deepEqual([...agents.keys()], ['build1', 'build2'], `the agents' PIDs are not shown:\n${stdout}`);
+  const d = /^distccd: pid (\d+), 127\.0\.0\.1:\d+, log /m.exec(stdout);
+  return { agents, distccd: d ? Number(d[1]) : null, home };
+}
+
+/** Each started process with what its command line holds. */
+function processes(s: ReturnType<typeof started>): Array<[number, string]> {
+  const all: Array<[number, string]> = [...s.agents].map(([b, pid]) => [pid, `agent --builder ${b}`]);
+  if (s.distccd !== null) all.push([s.distccd, 'distccd']);
+  return all;
+}
+
+async function runQuickstart(args: string[], tmp: string, cwd = ROOT): Promise<Run> {
+  // TMPDIR: its home is made under a directory of the test's (mode 700, as
+  // mkdtemp makes them), so whatever it leaves is removed with it.
+  const r = await execa('bash', ['scripts/quickstart.sh', '--no-install', ...args], {
+    cwd,
+    env: { ...(await gitEnv()), NO_COLOR: '1', TMPDIR: tmp },
+    extendEnv: false,
+    stdin: 'ignore',
+    reject: false,
+    timeout: 280_000,
+  });
+  return { exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+const distccdInstalled = async () => (await execa('sh', ['-c', 'command -v distccd'], { reject: false })).exitCode === 0;
+
 describe('quickstart', () => {
-  it('bash scripts/quickstart.sh --jobs 2 --no-install runs end to end', { timeout: 300_000 }, async () => {
-    const r = await execa('bash', ['scripts/quickstart.sh', '--jobs', '2', '--no-install'], {
-      cwd: ROOT,
-      env: { ...(await gitEnv()), NO_COLOR: '1' },
-      extendEnv: false,
-      stdin: 'ignore',
-      reject: false,
-      timeout: 280_000,
-    });
+  it('bash scripts/quickstart.sh --jobs 2 --no-install runs end to end, shows the run, and leaves nothing behind', { timeout: 300_000 }, async () => {
+    const tmp = await tmpDir('quickstart-');
+    const r = await runQuickstart(['--jobs', '2'], tmp);
     assert.equal(r.exitCode, 0, `quickstart failed:\n${r.stdout.slice(-4000)}\n--- stderr\n${r.stderr.slice(-4000)}`);
     assert.match(r.stdout, /builds completed/);
+    const s = started(r.stdout);
+    if (await distccdInstalled()) assert.ok(s.distccd !== null, `distccd is installed but was not started:\n${r.stdout}`);
+    // The distccd it started is used (as root it must not die on the private TMPDIR).
+    if (s.distccd !== null) assert.match(r.stdout, /^distccd compiled [1-9]\d* files for the builders$/m);
+
+    // The jobs it queued, each claimed by one of the two agents.
+    const queue = r.stdout.slice(r.stdout.indexOf('== Queue 2 make jobs'), r.stdout.indexOf('== Builds running'));
+    const queued = [...queue.matchAll(/^(job_\S+)$/gm)].map((m) => m[1]!);
+    assert.equal(queued.length, 2, queue);
+    const claims = [...r.stdout.matchAll(/^(build[12]) claimed (job_\S+) \(attempt (\d+)\)$/gm)];
+    assert.deepEqual([...new Set(claims.map((m) => m[2]))].sort(), [...queued].sort(), `claims:\n${r.stdout}`);
+    assert.match(r.stdout, /^job_\S+\s+completed\s+.*\bmake succeeded\b/m);
+    // The message from build1, in build2's list.
+    assert.match(r.stdout, /^== A message from build1 to build2$/m);
+    assert.match(r.stdout, /^msg_\S+\s+build1\s+build2\s+info\s+quickstart done\s/m);
+    // The fleet status table: both builders, and the queue all done.
+    const fleet = r.stdout.slice(r.stdout.indexOf('== The fleet'));
+    assert.match(fleet, /^BUILDER\s+HEALTH\s+HEARTBEAT\s/m);
+    assert.match(fleet, /^build1\s+healthy\s+\d+s ago\s/m);
+    assert.match(fleet, /^build2\s+healthy\s+\d+s ago\s/m);
+    assert.match(fleet, /^queue: 0 queued, 0 running, 2 completed, 0 failed/m);
+
+    // Nothing it started is left: not the agents, not distccd, not its home.
+    for (const [pid, what] of processes(s)) assert.ok(!alive(pid, what), `${what} (pid ${pid}) is still running`);
+    assert.equal(path.dirname(s.home), tmp);
+    assert.ok(!existsSync(s.home), `${s.home} was left behind`);
+    assert.deepEqual(readdirSync(tmp), []);
   });
 });
