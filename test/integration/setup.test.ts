@@ -11,8 +11,9 @@
 
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { cp, lstat, mkdir, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import path from 'node:path';
@@ -612,8 +613,8 @@ function alive(pid: number, what: string): boolean {
   }
 }
 
-/** What a quickstart run says it started: the agents' and distccd's PIDs, and its home. */
-function started(stdout: string): { agents: Map<string, number>; distccd: number | null; home: string } {
+/** What a quickstart run says it started: the agents' and distccd's PIDs (and its port), and its home. */
+function started(stdout: string): { agents: Map<string, number>; distccd: { pid: number; port: number } | null; home: string } {
   const agents = new Map<string, number>();
   let home = '';
   for (const m of stdout.matchAll(/^(build[12]): pid (\d+), log (\/\S+)\/build[12]\.log$/gm)) {
@@ -621,29 +622,59 @@ function started(stdout: string): { agents: Map<string, number>; distccd: number
     home = m[3]!;
   }
   assert.deepEqual([...agents.keys()], ['build1', 'build2'], `the agents' PIDs are not shown:\n${stdout}`);
-  const d = /^distccd: pid (\d+), 127\.0\.0\.1:\d+, log /m.exec(stdout);
-  return { agents, distccd: d ? Number(d[1]) : null, home };
+  const d = /^distccd: pid (\d+), 127\.0\.0\.1:(\d+), log /m.exec(stdout);
+  return { agents, distccd: d ? { pid: Number(d[1]), port: Number(d[2]) } : null, home };
 }
 
-/** Each started process with what its command line holds. */
+/** Each started process with what its command line holds; distccd's own children too. */
 function processes(s: ReturnType<typeof started>): Array<[number, string]> {
   const all: Array<[number, string]> = [...s.agents].map(([b, pid]) => [pid, `agent --builder ${b}`]);
-  if (s.distccd !== null) all.push([s.distccd, 'distccd']);
+  if (s.distccd !== null) {
+    const what = `--port ${s.distccd.port} `;
+    all.push([s.distccd.pid, what]);
+    for (const pid of pidsWith('distccd', what)) if (pid !== s.distccd.pid) all.push([pid, what]);
+  }
   return all;
+}
+
+/** The safety net: TERM (distccd then stops its children), then KILL what is left. */
+async function stopAll(list: Array<[number, string]>): Promise<void> {
+  const live = () => list.filter(([pid, what]) => alive(pid, what));
+  const signal = (sig: NodeJS.Signals) => {
+    for (const [pid] of live()) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+  };
+  signal('SIGTERM');
+  await waitUntil('the processes quickstart started to exit', () => live().length === 0, 15_000).catch(() => signal('SIGKILL'));
 }
 
 async function runQuickstart(args: string[], tmp: string, cwd = ROOT): Promise<Run> {
   // TMPDIR: its home is made under a directory of the test's (mode 700, as
-  // mkdtemp makes them), so whatever it leaves is removed with it.
-  const r = await execa('bash', ['scripts/quickstart.sh', '--no-install', ...args], {
-    cwd,
-    env: { ...(await gitEnv()), NO_COLOR: '1', TMPDIR: tmp },
-    extendEnv: false,
-    stdin: 'ignore',
-    reject: false,
-    timeout: 280_000,
-  });
-  return { exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
+  // mkdtemp makes them), so whatever it leaves is removed with it. Its output
+  // goes to files, not pipes: a process it leaves behind that holds them open
+  // must fail the test, not hang it.
+  const out = await tmpDir('quickstart-out-');
+  const fds = [openSync(path.join(out, 'stdout'), 'w'), openSync(path.join(out, 'stderr'), 'w')] as const;
+  try {
+    const child = spawn('bash', ['scripts/quickstart.sh', '--no-install', ...args], {
+      cwd,
+      env: { ...(await gitEnv()), NO_COLOR: '1', TMPDIR: tmp },
+      stdio: ['ignore', fds[0], fds[1]],
+      timeout: 280_000,
+    });
+    const exitCode = await new Promise<number>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', (code, signal) => resolve(code ?? (signal ? -1 : 0)));
+    });
+    return { exitCode, stdout: await readFile(path.join(out, 'stdout'), 'utf8'), stderr: await readFile(path.join(out, 'stderr'), 'utf8') };
+  } finally {
+    for (const fd of fds) closeSync(fd);
+  }
 }
 
 const distccdInstalled = async () => (await execa('sh', ['-c', 'command -v distccd'], { reject: false })).exitCode === 0;
@@ -652,9 +683,11 @@ describe('quickstart', () => {
   it('bash scripts/quickstart.sh --jobs 2 --no-install runs end to end, shows the run, and leaves nothing behind', { timeout: 300_000 }, async () => {
     const tmp = await tmpDir('quickstart-');
     const r = await runQuickstart(['--jobs', '2'], tmp);
+    const s = started(r.stdout);
+    const all = processes(s);
+    onCleanup(() => stopAll(all));
     assert.equal(r.exitCode, 0, `quickstart failed:\n${r.stdout.slice(-4000)}\n--- stderr\n${r.stderr.slice(-4000)}`);
     assert.match(r.stdout, /builds completed/);
-    const s = started(r.stdout);
     if (await distccdInstalled()) assert.ok(s.distccd !== null, `distccd is installed but was not started:\n${r.stdout}`);
     // The distccd it started is used (as root it must not die on the private TMPDIR).
     if (s.distccd !== null) assert.match(r.stdout, /^distccd compiled [1-9]\d* files for the builders$/m);
@@ -676,10 +709,66 @@ describe('quickstart', () => {
     assert.match(fleet, /^build2\s+healthy\s+\d+s ago\s/m);
     assert.match(fleet, /^queue: 0 queued, 0 running, 2 completed, 0 failed/m);
 
-    // Nothing it started is left: not the agents, not distccd, not its home.
-    for (const [pid, what] of processes(s)) assert.ok(!alive(pid, what), `${what} (pid ${pid}) is still running`);
+    // Nothing it started is left: not the agents, not distccd (its children
+    // may take a moment after it), not its home.
+    for (const pid of [...s.agents.values(), ...(s.distccd ? [s.distccd.pid] : [])]) {
+      assert.ok(!all.some(([p, what]) => p === pid && alive(p, what)), `pid ${pid} is still running after quickstart ended`);
+    }
+    await waitUntil('distccd\'s children to exit', () => all.every(([pid, what]) => !alive(pid, what)), 5_000);
     assert.equal(path.dirname(s.home), tmp);
     assert.ok(!existsSync(s.home), `${s.home} was left behind`);
     assert.deepEqual(readdirSync(tmp), []);
+  });
+
+  it('--keep leaves the agents and distccd running, and how to stop them and remove the state works', { timeout: 300_000 }, async () => {
+    const tmp = await tmpDir('quickstart-keep-');
+    const r = await runQuickstart(['--jobs', '1', '--keep'], tmp);
+    let shown: ReturnType<typeof started> | null = null;
+    try {
+      shown = started(r.stdout);
+    } catch {
+      /* asserted below */
+    }
+    // Whatever happens below, nothing of this run outlives the test.
+    const all = shown ? processes(shown) : [];
+    onCleanup(() => stopAll(all));
+    assert.equal(r.exitCode, 0, `quickstart --keep failed:\n${r.stdout.slice(-4000)}\n--- stderr\n${r.stderr.slice(-4000)}`);
+    const s = started(r.stdout);
+    if (await distccdInstalled()) assert.ok(s.distccd !== null, `distccd is installed but was not started:\n${r.stdout}`);
+
+    const left = /^Left running \(--keep\): (.+)$/m.exec(r.stdout);
+    assert.ok(left, r.stdout);
+    for (const [b, pid] of s.agents) assert.match(left[1]!, new RegExp(`\\bagent ${b} pid ${pid}\\b`));
+    if (s.distccd !== null) assert.match(left[1]!, new RegExp(`\\bdistccd pid ${s.distccd.pid}\\b`));
+    const stop = /^Stop them with: (kill -TERM((?: \d+)+))$/m.exec(r.stdout);
+    assert.ok(stop, `no stop command:\n${r.stdout}`);
+    const mine = [...s.agents.values(), ...(s.distccd ? [s.distccd.pid] : [])];
+    assert.deepEqual(stop[2]!.trim().split(' ').map(Number).sort(), mine.sort(), 'the stop command covers exactly what it started');
+    for (const [pid, what] of all.filter(([pid]) => mine.includes(pid))) assert.ok(alive(pid, what), `${what} (pid ${pid}) is not running`);
+    assert.match(r.stdout, new RegExp(`^State kept in ${s.home}$`, 'm'));
+    const remove = /^Remove it with: rm -rf (\S+)/m.exec(r.stdout);
+    assert.ok(remove, `no remove command:\n${r.stdout}`);
+    assert.equal(remove[1], s.home);
+    assert.equal(path.dirname(s.home), tmp);
+    for (const f of ['build1.log', 'build2.log', 'coordination.git']) assert.ok(existsSync(path.join(s.home, f)), `${f} is not in ${s.home}`);
+
+    // As it says: stop them, then remove the state.
+    const kill = await execa('sh', ['-c', stop[1]!], { reject: false });
+    assert.equal(kill.exitCode, 0, kill.stderr);
+    await waitUntil('the processes quickstart --keep left to exit', () => all.every(([pid, what]) => !alive(pid, what)), 30_000);
+    await rm(remove[1]!, { recursive: true });
+    assert.deepEqual(readdirSync(tmp), []);
+  });
+
+  it('a run that fails keeps its home and says where', async () => {
+    // The package snapshot has no examples/: the first step fails.
+    const tmp = await tmpDir('quickstart-fail-');
+    const r = await runQuickstart([], tmp, PKG);
+    assert.notEqual(r.exitCode, 0, show(r));
+    const kept = /^State kept in (\S+)$/m.exec(r.stderr);
+    assert.ok(kept, show(r));
+    assert.equal(path.dirname(kept[1]!), tmp);
+    assert.ok(existsSync(path.join(kept[1]!, 'quickstart.json')), `${kept[1]} is gone`);
+    assert.match(r.stderr, new RegExp(`^Remove it with: rm -rf ${kept[1]}$`, 'm'));
   });
 });
