@@ -6,11 +6,14 @@
 #
 #   scripts/quickstart.sh [--keep] [--jobs N] [--no-install]
 #
+# --keep leaves the agents and the distccd it started running, and their
+# state in place, and prints how to stop them (by PID) and remove the state.
 # --no-install skips scripts/install-deps.sh (the test suite uses it: the
 # build is already there, and rebuilding dist/ under running tests breaks them).
 #
 # State lives under $BUILDCOORD_HOME (default: a fresh temporary directory, so
-# a quickstart never touches a real builder's state).
+# a quickstart never touches a real builder's state). A run that fails keeps
+# it, with the agents' logs, and says where.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
@@ -23,7 +26,7 @@ while (($#)); do
     --keep) keep=1 ;;
     --jobs) jobs=${2:?--jobs needs a number}; shift ;;
     --no-install) install=0 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "quickstart: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -43,19 +46,39 @@ unset BUILDCOORD_REPO BUILDCOORD_CONFIG || true
 printf '{"builder": "quickstart", "artifacts_dir": "%s"}\n' "$BUILDCOORD_HOME/artifacts" > "$BUILDCOORD_HOME/quickstart.json"
 bc() { BUILDCOORD_CONFIG="$BUILDCOORD_HOME/quickstart.json" node "$root/dist/agent/cli/main.js" "$@"; }
 
-pids=()
+pids=()    # the agents
+running=() # what they are, for the --keep note
 distccd_pid=
+# Without --keep everything it started is stopped. Its temporary home is
+# removed only after a run that succeeded without --keep: after a failure it
+# holds the logs that say why, and with --keep the state the agents use.
 cleanup() {
-  local rc=$?
-  if ((keep)) && ((rc == 0)); then
-    echo
-    echo "Left running (--keep): agents ${pids[*]}; state in $BUILDCOORD_HOME"
-    echo "Stop them with: kill -TERM ${pids[*]}"
-    return
+  local rc=$? pid
+  local started=("${pids[@]}")
+  [[ -n $distccd_pid ]] && started+=("$distccd_pid")
+  if ((keep)); then
+    if ((${#started[@]})); then
+      echo
+      echo "Left running (--keep): $(printf '%s, ' "${running[@]}" | sed 's/, $//')"
+      echo "Stop them with: kill -TERM ${started[*]}"
+    fi
+  else
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [[ -n $distccd_pid ]]; then kill -TERM "$distccd_pid" 2>/dev/null || true; wait "$distccd_pid" 2>/dev/null || true; fi
   fi
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if [[ -n $distccd_pid ]]; then kill -TERM "$distccd_pid" 2>/dev/null || true; wait "$distccd_pid" 2>/dev/null || true; fi
+  if ((keep || rc != 0)); then
+    {
+      ((rc == 0)) || echo "quickstart: failed (exit $rc): the agents' logs (build1.log, build2.log, distccd.log) are kept with the rest of its state"
+      echo "State kept in $BUILDCOORD_HOME"
+      if ((made_home)); then
+        echo "Remove it with: rm -rf $BUILDCOORD_HOME${started[*]:+ (once the processes above have exited)}"
+      else
+        echo "(BUILDCOORD_HOME was given: it is yours to remove)"
+      fi
+    } >&$((rc == 0 ? 1 : 2))
+    return 0
+  fi
   ((made_home)) && rm -rf "$BUILDCOORD_HOME"
   return 0
 }
@@ -80,12 +103,24 @@ if command -v distccd >/dev/null 2>&1; then
   step "A distcc worker on 127.0.0.1, so the builds compile through distcc"
   port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
   # --log-stderr: as root distccd drops to the distccd user, which could not write a log file here.
-  distccd --daemon --no-detach --listen 127.0.0.1 --port "$port" --allow 127.0.0.1 --log-stderr --log-level=info --jobs 2 \
-    2>"$BUILDCOORD_HOME/distccd.log" &
+  # For the same reason it gets /tmp as its TMPDIR then: it works in TMPDIR,
+  # and a private one (mode 700, as mktemp makes them) stops it at once.
+  # Its stdout goes nowhere: left running (--keep) it must not hold the terminal or a caller's pipe open.
+  distccd_env=()
+  ((EUID == 0)) && distccd_env=(env TMPDIR=/tmp)
+  "${distccd_env[@]}" distccd --daemon --no-detach --listen 127.0.0.1 --port "$port" --allow 127.0.0.1 --log-stderr --log-level=info --jobs 2 \
+    >/dev/null 2>"$BUILDCOORD_HOME/distccd.log" &
   distccd_pid=$!
   for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-  distcc_args=(--distcc-hosts "127.0.0.1:$port/2")
-  echo "distccd: pid $distccd_pid, 127.0.0.1:$port, log $BUILDCOORD_HOME/distccd.log"
+  if kill -0 "$distccd_pid" 2>/dev/null; then
+    running+=("distccd pid $distccd_pid")
+    distcc_args=(--distcc-hosts "127.0.0.1:$port/2")
+    echo "distccd: pid $distccd_pid, 127.0.0.1:$port, log $BUILDCOORD_HOME/distccd.log"
+  else
+    wait "$distccd_pid" 2>/dev/null || true
+    distccd_pid=
+    echo "(distccd did not start: $(grep -m 1 ERROR "$BUILDCOORD_HOME/distccd.log" || tail -n 1 "$BUILDCOORD_HOME/distccd.log"); the builds compile locally)"
+  fi
 else
   echo "(no distccd on this machine: the builds compile locally)"
 fi
@@ -95,6 +130,7 @@ for b in build1 build2; do
   BUILDCOORD_CONFIG="$BUILDCOORD_HOME/quickstart.json" node "$root/dist/agent/cli/main.js" agent --builder "$b" \
     --poll 500ms --heartbeat 2s --lease 20s --grace 10s "${distcc_args[@]}" >"$BUILDCOORD_HOME/$b.log" 2>&1 &
   pids+=($!)
+  running+=("agent $b pid $!")
   echo "$b: pid $!, log $BUILDCOORD_HOME/$b.log"
 done
 
@@ -110,7 +146,7 @@ deadline=$((SECONDS + 180))
 while :; do
   left=$(bc job list --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(j.filter(x=>x.status==="queued"||x.status==="running").length)})')
   ((left == 0)) && break
-  if ((SECONDS > deadline)); then echo "quickstart: builds did not finish in 180 s; agent logs in $BUILDCOORD_HOME" >&2; keep=1; exit 1; fi
+  if ((SECONDS > deadline)); then echo "quickstart: builds did not finish in 180 s; agent logs in $BUILDCOORD_HOME" >&2; exit 1; fi
   sleep 1
 done
 grep -h '"msg":"claimed"' "$BUILDCOORD_HOME"/build1.log "$BUILDCOORD_HOME"/build2.log | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{for(const l of s.trim().split("\n")){const j=JSON.parse(l);console.log(`${j.builder} claimed ${j.job} (attempt ${j.attempt})`)}})'

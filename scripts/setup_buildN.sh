@@ -196,6 +196,83 @@ if ((user_exists)); then group=$(id -gn "$user"); else group=$user; fi
 [[ $user =~ ^[A-Za-z0-9._][A-Za-z0-9._-]*$ && $group =~ ^[A-Za-z0-9._][A-Za-z0-9._-]*$ ]] ||
   die 2 "user $user / group $group: names with unusual characters are not supported"
 
+# ---------------------------------------------------------------- config (what)
+
+# The config this run would write, computed and checked before anything is
+# checked remotely or changed: a bad existing file or a bad flag stops setup
+# here with exit 2, so nothing is half installed. The keys setup manages are
+# set; every other key a person added is kept. It is checked with the code
+# that will read it (the release installed below is a copy of $src): the
+# schema, then the agent's own reading of its settings (durations, the lease
+# against the heartbeat, DISTCC_HOSTS), the way `buildcoord agent` starts.
+existing=''
+[[ -f $config_file ]] && existing=$config_file
+set +e
+BC_EXISTING=$existing BC_FILE=$config_file BC_CODE=$src BC_HOME=$state_dir \
+  BC_SCHEMA=$current_link/schemas/agent-config.schema.json BC_BUILDER=$builder BC_REPO=$repo \
+  BC_LABELS_SET=$labels_set BC_LABELS=$labels BC_DISTCC_SET=$distcc_set BC_DISTCC=$distcc BC_ARTIFACTS=$artifacts_dir \
+  "$node_bin" --input-type=module -e '
+import { readFileSync } from "node:fs";
+const e = process.env;
+const fail = (msg) => {
+  // One line: what is wrong, and where.
+  console.error(`setup: error: ${msg.replace(/\s*\n\s*/g, " ")}; nothing was changed`);
+  process.exit(2);
+};
+const fixIt = "fix it or move it away, then run setup again";
+let doc = {};
+if (e.BC_EXISTING) {
+  try {
+    doc = JSON.parse(readFileSync(e.BC_EXISTING, "utf8"));
+  } catch (err) {
+    fail(`${e.BC_EXISTING}: not valid JSON (${err.message}); ${fixIt}`);
+  }
+  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) fail(`${e.BC_EXISTING}: not a JSON object; ${fixIt}`);
+}
+const before = JSON.stringify(doc);
+const renamed = doc.builder !== undefined && doc.builder !== e.BC_BUILDER ? doc.builder : undefined;
+Object.assign(doc, { $schema: e.BC_SCHEMA, builder: e.BC_BUILDER, repo: e.BC_REPO });
+if (e.BC_LABELS_SET === "1") doc.labels = Object.fromEntries(e.BC_LABELS.split(",").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+if (e.BC_DISTCC_SET === "1") doc.distcc_hosts = e.BC_DISTCC;
+doc.artifacts_dir ??= e.BC_ARTIFACTS;
+
+const code = `${e.BC_CODE}/dist/agent`;
+const { parseDistccHosts } = await import(`${code}/builds/distcc.js`);
+const { validateConfig, formatProblem } = await import(`${code}/model/validate.js`);
+const { resolveSettings } = await import(`${code}/cli/cmd-agent.js`);
+if (e.BC_DISTCC_SET === "1") {
+  try {
+    parseDistccHosts(e.BC_DISTCC);
+  } catch (err) {
+    fail(`--distcc-hosts ${JSON.stringify(e.BC_DISTCC)}: ${err.message} (DISTCC_HOSTS syntax, e.g. "10.0.0.2:3632/8,lzo localhost/2")`);
+  }
+}
+// A problem in a value this run sets comes from its flag; any other from the file.
+const fromFlag = { builder: "BUILDER_ID", repo: "--repo", ...(e.BC_LABELS_SET === "1" && { labels: "--labels" }), ...(e.BC_DISTCC_SET === "1" && { distcc_hosts: "--distcc-hosts" }) };
+const [p] = validateConfig(doc, e.BC_FILE);
+if (p) {
+  const flag = fromFlag[p.pointer.split("/")[1]];
+  fail(flag ? `${flag}: ${p.pointer}: ${p.message} (for ${e.BC_FILE})` : `${formatProblem(p)}; ${fixIt}`);
+}
+try {
+  resolveSettings({}, {}, doc, e.BC_HOME);
+} catch (err) {
+  fail(`${e.BC_FILE}: ${err.message}; ${fixIt}`);
+}
+if (renamed !== undefined) console.error(`setup: warning: ${e.BC_FILE} named builder ${renamed}; it becomes ${e.BC_BUILDER}`);
+process.stdout.write(JSON.stringify(doc, null, 2) + "\n");
+process.exit(JSON.stringify(doc) === before ? 10 : 0);
+' >"$work/agent.json"
+rc=$?
+set -e
+case $rc in
+  0) ;;
+  # Same settings: keep the file as a person formatted it.
+  10) cp -- "$config_file" "$work/agent.json" ;;
+  2) exit 2 ;;
+  *) die 1 "could not work out the config to write (node exited with $rc, see above); nothing was changed" ;;
+esac
+
 # ---------------------------------------------------------------- remote
 
 # Read-only, so a dry run does it too: a setup that cannot reach its remote
@@ -461,55 +538,7 @@ install_file wrapper "$work/wrapper" "$wrapper" 0755 "$admin_user" "$admin_group
 
 # ---------------------------------------------------------------- config
 
-# The keys setup manages are set; every other key a person added is kept.
-existing=''
-[[ -f $config_file ]] && existing=$config_file
-set +e
-BC_EXISTING=$existing BC_SCHEMA=$current_link/schemas/agent-config.schema.json BC_BUILDER=$builder BC_REPO=$repo \
-  BC_LABELS_SET=$labels_set BC_LABELS=$labels BC_DISTCC_SET=$distcc_set BC_DISTCC=$distcc BC_ARTIFACTS=$artifacts_dir \
-  "$node_bin" --input-type=module -e '
-import { readFileSync, writeFileSync } from "node:fs";
-const e = process.env;
-let doc = {};
-if (e.BC_EXISTING) {
-  try {
-    doc = JSON.parse(readFileSync(e.BC_EXISTING, "utf8"));
-  } catch (err) {
-    console.error(`setup: error: ${e.BC_EXISTING}: not valid JSON (${err.message}); fix it or move it away, then run setup again`);
-    process.exit(2);
-  }
-  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) {
-    console.error(`setup: error: ${e.BC_EXISTING}: not a JSON object; fix it or move it away, then run setup again`);
-    process.exit(2);
-  }
-}
-const before = JSON.stringify(doc);
-if (doc.builder !== undefined && doc.builder !== e.BC_BUILDER) console.error(`setup: warning: ${e.BC_EXISTING} named builder ${doc.builder}; it becomes ${e.BC_BUILDER}`);
-Object.assign(doc, { $schema: e.BC_SCHEMA, builder: e.BC_BUILDER, repo: e.BC_REPO });
-if (e.BC_LABELS_SET === "1") doc.labels = Object.fromEntries(e.BC_LABELS.split(",").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
-if (e.BC_DISTCC_SET === "1") doc.distcc_hosts = e.BC_DISTCC;
-doc.artifacts_dir ??= e.BC_ARTIFACTS;
-process.stdout.write(JSON.stringify(doc, null, 2) + "\n");
-process.exit(JSON.stringify(doc) === before ? 10 : 0);
-' >"$work/agent.json"
-rc=$?
-set -e
-((rc == 0 || rc == 10)) || exit 2
-# Validate with the code that will read it: the installed release, or in a
-# dry run (nothing installed yet) the build being installed.
-code_dir=$release_dir
-[[ -d $code_dir ]] || code_dir=$src
-validate() {
-  "$node_bin" --input-type=module -e '
-const { loadConfigFile } = await import(process.argv[1]);
-try { loadConfigFile(process.argv[2]); } catch (e) { console.error(`setup: error: ${e.message}`); process.exit(2); }
-' "$code_dir/dist/agent/config.js" "$1"
-}
-validate "$work/agent.json" || die 2 "the config setup would write is invalid (see above); nothing was written"
-if ((rc == 10)); then
-  # Same settings: keep the file as a person formatted it.
-  cp -- "$config_file" "$work/agent.json"
-fi
+# Computed and checked at the start (config (what), above).
 install_file config "$work/agent.json" "$config_file" 0640 "$admin_user" "$group" || true
 
 if [[ -n $ssh_key ]]; then

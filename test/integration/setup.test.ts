@@ -11,8 +11,9 @@
 
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { cp, lstat, mkdir, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import path from 'node:path';
@@ -150,12 +151,43 @@ describe('setup_buildN.sh refuses before it changes anything', () => {
       ['setup_build1.sh', '--repo', COORD.url, '--labels', 'arch', '--prefix', prefix],
       ['setup_build1.sh', '--repo', COORD.url, '--init', 'upstart', '--prefix', prefix],
       ['setup_build1.sh', '--repo', COORD.url, '--user', 'no-such-user-bc', '--prefix', prefix],
+      ['setup_build1.sh', '--repo', COORD.url, '--distcc-hosts', '!!! bad', '--prefix', prefix],
     ]) {
       const r = await script(args[0]!, args.slice(1));
       assert.equal(r.exitCode, 2, `${args.join(' ')}: ${show(r)}`);
       assert.match(r.stderr, /^setup: error: /m);
     }
     assert.deepEqual(readdirSync(prefix), []);
+  });
+
+  it('checks the config it would write first: a bad agent.json or flag is named in one line and changes nothing', async () => {
+    const prefix = await tmpDir('setup-badconfig-');
+    const file = path.join(prefix, 'etc/buildcoord/agent.json');
+    await mkdir(path.dirname(file), { recursive: true });
+    const quoted = file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const refused = async (config: object, extra: string[], expected: RegExp) => {
+      await writeFile(file, JSON.stringify(config, null, 2) + '\n');
+      const before = await snapshot(prefix);
+      for (const dry of [[], ['--dry-run']]) {
+        const r = await script('setup_build1.sh', ['--repo', COORD.url, '--prefix', prefix, '--init', 'systemd', ...extra, ...dry]);
+        assert.equal(r.exitCode, 2, show(r));
+        const lines = r.stderr.trim().split('\n');
+        assert.equal(lines.length, 1, `one line, not ${lines.length}:\n${show(r)}`);
+        assert.match(lines[0]!, expected);
+        // The config checks say so; a flag refused by the script itself is exit 2, which means the same.
+        if (!extra.includes('--labels')) assert.match(lines[0]!, /nothing was changed$/);
+        assert.doesNotMatch(r.stderr, /buildcoord-setup\./, 'the error names a temporary copy');
+        assert.doesNotMatch(r.stdout, /^setup: [a-z-]+:\s+(ok|unchanged|created|installed|switched|would)/m, `setup went on:\n${r.stdout}`);
+        assert.deepEqual(await snapshot(prefix), before, `setup ${extra.join(' ')} ${dry.join(' ')} changed the prefix:\n${show(r)}`);
+      }
+    };
+    await refused({ builder: 'build1', poll: 'banana' }, [], new RegExp(`^setup: error: ${quoted}: /poll: "banana" `));
+    await refused({ builder: 'build1', heartbeat: '1m', lease: '1m' }, [], new RegExp(`^setup: error: ${quoted}: .*lease.* twice .*heartbeat`));
+    await refused({ builder: 'build1', distcc_hosts: '127.0.0.1:99999' }, [], new RegExp(`^setup: error: ${quoted}: .*distcc_hosts.*port 99999`));
+    await refused({ builder: 'build1' }, ['--distcc-hosts', '!!! bad'], /^setup: error: --distcc-hosts "!!! bad": distcc host "!!!"/);
+    await refused({ builder: 'build1' }, ['--distcc-hosts', 'h1/4,gzip'], /^setup: error: --distcc-hosts "h1\/4,gzip": .*,gzip/);
+    await refused({ builder: 'build1' }, ['--labels', 'arch=amd64,=x'], /^setup: error: --labels: /);
+    assert.deepEqual(Object.keys(await snapshot(prefix)), ['etc', 'etc/buildcoord', 'etc/buildcoord/agent.json']);
   });
 });
 
@@ -570,17 +602,173 @@ describe('uninstall.sh', () => {
 
 // ---------------------------------------------------------------- quickstart
 
-describe('quickstart', () => {
-  it('bash scripts/quickstart.sh --jobs 2 --no-install runs end to end', { timeout: 300_000 }, async () => {
-    const r = await execa('bash', ['scripts/quickstart.sh', '--jobs', '2', '--no-install'], {
-      cwd: ROOT,
-      env: { ...(await gitEnv()), NO_COLOR: '1' },
-      extendEnv: false,
-      stdin: 'ignore',
-      reject: false,
+/** Whether pid is a live (not zombie) process whose command line contains what. */
+function alive(pid: number, what: string): boolean {
+  try {
+    const state = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (state.charAt(state.lastIndexOf(')') + 2) === 'Z') return false;
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').includes(what);
+  } catch {
+    return false;
+  }
+}
+
+/** What a quickstart run says it started: the agents' and distccd's PIDs (and its port), and its home. */
+function started(stdout: string): { agents: Map<string, number>; distccd: { pid: number; port: number } | null; home: string } {
+  const agents = new Map<string, number>();
+  let home = '';
+  for (const m of stdout.matchAll(/^(build[12]): pid (\d+), log (\/\S+)\/build[12]\.log$/gm)) {
+    agents.set(m[1]!, Number(m[2]));
+    home = m[3]!;
+  }
+  assert.deepEqual([...agents.keys()], ['build1', 'build2'], `the agents' PIDs are not shown:\n${stdout}`);
+  const d = /^distccd: pid (\d+), 127\.0\.0\.1:(\d+), log /m.exec(stdout);
+  return { agents, distccd: d ? { pid: Number(d[1]), port: Number(d[2]) } : null, home };
+}
+
+/** Each started process with what its command line holds; distccd's own children too. */
+function processes(s: ReturnType<typeof started>): Array<[number, string]> {
+  const all: Array<[number, string]> = [...s.agents].map(([b, pid]) => [pid, `agent --builder ${b}`]);
+  if (s.distccd !== null) {
+    const what = `--port ${s.distccd.port} `;
+    all.push([s.distccd.pid, what]);
+    for (const pid of pidsWith('distccd', what)) if (pid !== s.distccd.pid) all.push([pid, what]);
+  }
+  return all;
+}
+
+/** The safety net: TERM (distccd then stops its children), then KILL what is left. */
+async function stopAll(list: Array<[number, string]>): Promise<void> {
+  const live = () => list.filter(([pid, what]) => alive(pid, what));
+  const signal = (sig: NodeJS.Signals) => {
+    for (const [pid] of live()) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+  };
+  signal('SIGTERM');
+  await waitUntil('the processes quickstart started to exit', () => live().length === 0, 15_000).catch(() => signal('SIGKILL'));
+}
+
+async function runQuickstart(args: string[], tmp: string, cwd = ROOT): Promise<Run> {
+  // TMPDIR: its home is made under a directory of the test's (mode 700, as
+  // mkdtemp makes them), so whatever it leaves is removed with it. Its output
+  // goes to files, not pipes: a process it leaves behind that holds them open
+  // must fail the test, not hang it.
+  const out = await tmpDir('quickstart-out-');
+  const fds = [openSync(path.join(out, 'stdout'), 'w'), openSync(path.join(out, 'stderr'), 'w')] as const;
+  try {
+    const child = spawn('bash', ['scripts/quickstart.sh', '--no-install', ...args], {
+      cwd,
+      env: { ...(await gitEnv()), NO_COLOR: '1', TMPDIR: tmp },
+      stdio: ['ignore', fds[0], fds[1]],
       timeout: 280_000,
     });
+    const exitCode = await new Promise<number>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', (code, signal) => resolve(code ?? (signal ? -1 : 0)));
+    });
+    return { exitCode, stdout: await readFile(path.join(out, 'stdout'), 'utf8'), stderr: await readFile(path.join(out, 'stderr'), 'utf8') };
+  } finally {
+    for (const fd of fds) closeSync(fd);
+  }
+}
+
+const distccdInstalled = async () => (await execa('sh', ['-c', 'command -v distccd'], { reject: false })).exitCode === 0;
+
+describe('quickstart', () => {
+  it('bash scripts/quickstart.sh --jobs 2 --no-install runs end to end, shows the run, and leaves nothing behind', { timeout: 300_000 }, async () => {
+    const tmp = await tmpDir('quickstart-');
+    const r = await runQuickstart(['--jobs', '2'], tmp);
+    const s = started(r.stdout);
+    const all = processes(s);
+    onCleanup(() => stopAll(all));
     assert.equal(r.exitCode, 0, `quickstart failed:\n${r.stdout.slice(-4000)}\n--- stderr\n${r.stderr.slice(-4000)}`);
     assert.match(r.stdout, /builds completed/);
+    if (await distccdInstalled()) assert.ok(s.distccd !== null, `distccd is installed but was not started:\n${r.stdout}`);
+    // The distccd it started is used (as root it must not die on the private TMPDIR).
+    if (s.distccd !== null) assert.match(r.stdout, /^distccd compiled [1-9]\d* files for the builders$/m);
+
+    // The jobs it queued, each claimed by one of the two agents.
+    const queue = r.stdout.slice(r.stdout.indexOf('== Queue 2 make jobs'), r.stdout.indexOf('== Builds running'));
+    const queued = [...queue.matchAll(/^(job_\S+)$/gm)].map((m) => m[1]!);
+    assert.equal(queued.length, 2, queue);
+    const claims = [...r.stdout.matchAll(/^(build[12]) claimed (job_\S+) \(attempt (\d+)\)$/gm)];
+    assert.deepEqual([...new Set(claims.map((m) => m[2]))].sort(), [...queued].sort(), `claims:\n${r.stdout}`);
+    assert.match(r.stdout, /^job_\S+\s+completed\s+.*\bmake succeeded\b/m);
+    // The message from build1, in build2's list.
+    assert.match(r.stdout, /^== A message from build1 to build2$/m);
+    assert.match(r.stdout, /^msg_\S+\s+build1\s+build2\s+info\s+quickstart done\s/m);
+    // The fleet status table: both builders, and the queue all done.
+    const fleet = r.stdout.slice(r.stdout.indexOf('== The fleet'));
+    assert.match(fleet, /^BUILDER\s+HEALTH\s+HEARTBEAT\s/m);
+    assert.match(fleet, /^build1\s+healthy\s+\d+s ago\s/m);
+    assert.match(fleet, /^build2\s+healthy\s+\d+s ago\s/m);
+    assert.match(fleet, /^queue: 0 queued, 0 running, 2 completed, 0 failed/m);
+
+    // Nothing it started is left: not the agents, not distccd (its children
+    // may take a moment after it), not its home.
+    for (const pid of [...s.agents.values(), ...(s.distccd ? [s.distccd.pid] : [])]) {
+      assert.ok(!all.some(([p, what]) => p === pid && alive(p, what)), `pid ${pid} is still running after quickstart ended`);
+    }
+    await waitUntil('distccd\'s children to exit', () => all.every(([pid, what]) => !alive(pid, what)), 5_000);
+    assert.equal(path.dirname(s.home), tmp);
+    assert.ok(!existsSync(s.home), `${s.home} was left behind`);
+    assert.deepEqual(readdirSync(tmp), []);
+  });
+
+  it('--keep leaves the agents and distccd running, and how to stop them and remove the state works', { timeout: 300_000 }, async () => {
+    const tmp = await tmpDir('quickstart-keep-');
+    const r = await runQuickstart(['--jobs', '1', '--keep'], tmp);
+    let shown: ReturnType<typeof started> | null = null;
+    try {
+      shown = started(r.stdout);
+    } catch {
+      /* asserted below */
+    }
+    // Whatever happens below, nothing of this run outlives the test.
+    const all = shown ? processes(shown) : [];
+    onCleanup(() => stopAll(all));
+    assert.equal(r.exitCode, 0, `quickstart --keep failed:\n${r.stdout.slice(-4000)}\n--- stderr\n${r.stderr.slice(-4000)}`);
+    const s = started(r.stdout);
+    if (await distccdInstalled()) assert.ok(s.distccd !== null, `distccd is installed but was not started:\n${r.stdout}`);
+
+    const left = /^Left running \(--keep\): (.+)$/m.exec(r.stdout);
+    assert.ok(left, r.stdout);
+    for (const [b, pid] of s.agents) assert.match(left[1]!, new RegExp(`\\bagent ${b} pid ${pid}\\b`));
+    if (s.distccd !== null) assert.match(left[1]!, new RegExp(`\\bdistccd pid ${s.distccd.pid}\\b`));
+    const stop = /^Stop them with: (kill -TERM((?: \d+)+))$/m.exec(r.stdout);
+    assert.ok(stop, `no stop command:\n${r.stdout}`);
+    const mine = [...s.agents.values(), ...(s.distccd ? [s.distccd.pid] : [])];
+    assert.deepEqual(stop[2]!.trim().split(' ').map(Number).sort(), mine.sort(), 'the stop command covers exactly what it started');
+    for (const [pid, what] of all.filter(([pid]) => mine.includes(pid))) assert.ok(alive(pid, what), `${what} (pid ${pid}) is not running`);
+    assert.match(r.stdout, new RegExp(`^State kept in ${s.home}$`, 'm'));
+    const remove = /^Remove it with: rm -rf (\S+)/m.exec(r.stdout);
+    assert.ok(remove, `no remove command:\n${r.stdout}`);
+    assert.equal(remove[1], s.home);
+    assert.equal(path.dirname(s.home), tmp);
+    for (const f of ['build1.log', 'build2.log', 'coordination.git']) assert.ok(existsSync(path.join(s.home, f)), `${f} is not in ${s.home}`);
+
+    // As it says: stop them, then remove the state.
+    const kill = await execa('sh', ['-c', stop[1]!], { reject: false });
+    assert.equal(kill.exitCode, 0, kill.stderr);
+    await waitUntil('the processes quickstart --keep left to exit', () => all.every(([pid, what]) => !alive(pid, what)), 30_000);
+    await rm(remove[1]!, { recursive: true });
+    assert.deepEqual(readdirSync(tmp), []);
+  });
+
+  it('a run that fails keeps its home and says where', async () => {
+    // The package snapshot has no examples/: the first step fails.
+    const tmp = await tmpDir('quickstart-fail-');
+    const r = await runQuickstart([], tmp, PKG);
+    assert.notEqual(r.exitCode, 0, show(r));
+    const kept = /^State kept in (\S+)$/m.exec(r.stderr);
+    assert.ok(kept, show(r));
+    assert.equal(path.dirname(kept[1]!), tmp);
+    assert.ok(existsSync(path.join(kept[1]!, 'quickstart.json')), `${kept[1]} is gone`);
+    assert.match(r.stderr, new RegExp(`^Remove it with: rm -rf ${kept[1]}$`, 'm'));
   });
 });
