@@ -380,19 +380,22 @@ describe('setup_buildN.sh with an ssh key', () => {
 
 /** PIDs whose command line contains every one of the strings. */
 function pidsWith(...parts: string[]): number[] {
-  const found: number[] = [];
+  const found = new Map<number, number>(); // pid -> parent pid
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ');
       const state = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (state.charAt(state.lastIndexOf(')') + 2) === 'Z') continue;
-      if (parts.every((p) => cmd.includes(p))) found.push(Number(entry));
+      const fields = state.slice(state.lastIndexOf(')') + 2).split(' ');
+      if (fields[0] === 'Z') continue;
+      if (parts.every((p) => cmd.includes(p))) found.set(Number(entry), Number(fields[1]));
     } catch {
       /* gone meanwhile */
     }
   }
-  return found;
+  // A child caught between fork and exec (the agent starting a git) still shows its parent's
+  // command line: it is the same program for a moment, not a second one.
+  return [...found].filter(([, ppid]) => !found.has(ppid)).map(([pid]) => pid);
 }
 
 type Maybe<T> = T | null | undefined | false;
