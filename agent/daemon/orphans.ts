@@ -94,15 +94,41 @@ function signalGroup(pid: number, sig: NodeJS.Signals): void {
   }
 }
 
-/** Stops the recorded groups whose leader is still the recorded process: SIGTERM, up to graceMs, then SIGKILL. How many were found alive. */
+/**
+ * Whether the recorded group still has a member: its leader (the same process,
+ * by start time), or, once the leader is gone, a process it left behind in the
+ * group. A live process with that PID but another start time means the number
+ * was reused, and then the group is not ours: Linux never hands out a PID that
+ * is still a process group's id, so while our group had members it could not be.
+ */
+async function groupAlive(g: Group): Promise<boolean> {
+  const start = await processStart(g.pid);
+  if (start !== null) return start === g.start;
+  let entries: string[];
+  try {
+    entries = await readdir('/proc');
+  } catch {
+    return false;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    const stat = await readFile(`/proc/${e}/stat`, 'utf8').catch(() => '');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // f[0] state, f[2] process group, f[19] start time (members start after their leader).
+    if (f[0] !== 'Z' && f[2] === String(g.pid) && Number(f[19]) >= Number(g.start)) return true;
+  }
+  return false;
+}
+
+/** Stops the recorded groups that still have members: SIGTERM, up to graceMs, then SIGKILL. How many were found alive. */
 export async function stopGroups(groups: Group[], graceMs: number, sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))): Promise<number> {
   const alive: Group[] = [];
-  for (const g of groups) if ((await processStart(g.pid)) === g.start) alive.push(g);
+  for (const g of groups) if (await groupAlive(g)) alive.push(g);
   for (const g of alive) signalGroup(g.pid, 'SIGTERM');
   const deadline = Date.now() + graceMs;
   const left = async () => {
     const still: Group[] = [];
-    for (const g of alive) if ((await processStart(g.pid)) === g.start) still.push(g);
+    for (const g of alive) if (await groupAlive(g)) still.push(g);
     return still;
   };
   let still = await left();
@@ -110,7 +136,7 @@ export async function stopGroups(groups: Group[], graceMs: number, sleep = (ms: 
     await sleep(50);
     still = await left();
   }
-  // The leader may be gone while children it left in its group live on: the group gets SIGKILL either way.
-  for (const g of alive) signalGroup(g.pid, 'SIGKILL');
+  // Whatever did not go on SIGTERM gets SIGKILL.
+  for (const g of still) signalGroup(g.pid, 'SIGKILL');
   return alive.length;
 }
