@@ -46,6 +46,7 @@ unset BUILDCOORD_REPO BUILDCOORD_CONFIG || true
 printf '{"builder": "quickstart", "artifacts_dir": "%s"}\n' "$BUILDCOORD_HOME/artifacts" > "$BUILDCOORD_HOME/quickstart.json"
 bc() { BUILDCOORD_CONFIG="$BUILDCOORD_HOME/quickstart.json" node "$root/dist/agent/cli/main.js" "$@"; }
 
+follow_pid= # the follower of the agents' logs
 pids=()    # the agents
 running=() # what they are, for the --keep note
 distccd_pid=
@@ -54,6 +55,7 @@ distccd_pid=
 # holds the logs that say why, and with --keep the state the agents use.
 cleanup() {
   local rc=$? pid
+  [[ -n ${follow_pid:-} ]] && { kill -TERM "$follow_pid" 2>/dev/null || true; wait "$follow_pid" 2>/dev/null || true; }
   local started=("${pids[@]}")
   [[ -n $distccd_pid ]] && started+=("$distccd_pid")
   if ((keep)); then
@@ -141,15 +143,45 @@ for i in $(seq 1 "$jobs"); do
 done
 bc job list
 
-step "Builds running: claims as they happen"
+step "Builds running: claims and results as they happen"
+# A small follower prints the agents' claim and finish lines as they are logged;
+# it stops on SIGTERM once the queue is empty (after one last read).
+node -e '
+const fs = require("fs");
+const files = process.argv.slice(1);
+const at = new Map(files.map((f) => [f, 0]));
+const rest = new Map(files.map((f) => [f, ""]));
+function read() {
+  for (const f of files) {
+    let buf;
+    try { buf = fs.readFileSync(f); } catch { continue; }
+    if (buf.length <= at.get(f)) continue;
+    const text = rest.get(f) + buf.subarray(at.get(f)).toString("utf8");
+    at.set(f, buf.length);
+    const lines = text.split("\n");
+    rest.set(f, lines.pop());
+    for (const l of lines) {
+      let j;
+      try { j = JSON.parse(l); } catch { continue; }
+      if (j.msg === "claimed") console.log(`${j.builder} claimed ${j.job} (attempt ${j.attempt})`);
+      else if (j.msg === "job finished") console.log(`${j.builder} finished ${j.job}: ${j.status}, ${j.summary}`);
+    }
+  }
+}
+const timer = setInterval(read, 200);
+process.on("SIGTERM", () => { clearInterval(timer); read(); process.exit(0); });
+' "$BUILDCOORD_HOME/build1.log" "$BUILDCOORD_HOME/build2.log" &
+follow_pid=$!
 deadline=$((SECONDS + 180))
 while :; do
   left=$(bc job list --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(j.filter(x=>x.status==="queued"||x.status==="running").length)})')
   ((left == 0)) && break
-  if ((SECONDS > deadline)); then echo "quickstart: builds did not finish in 180 s; agent logs in $BUILDCOORD_HOME" >&2; exit 1; fi
+  if ((SECONDS > deadline)); then echo "quickstart: builds did not finish in 180 s" >&2; exit 1; fi
   sleep 1
 done
-grep -h '"msg":"claimed"' "$BUILDCOORD_HOME"/build1.log "$BUILDCOORD_HOME"/build2.log | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{for(const l of s.trim().split("\n")){const j=JSON.parse(l);console.log(`${j.builder} claimed ${j.job} (attempt ${j.attempt})`)}})'
+kill -TERM "$follow_pid" 2>/dev/null || true
+wait "$follow_pid" 2>/dev/null || true
+follow_pid=
 
 step "The queue afterwards"
 bc job list --all
