@@ -599,7 +599,12 @@ case $init in
     fi
     ;;
   none)
-    printf 'setup: service:  none (--init none): run "%s agent --config %s" under your own supervisor\n' "$wrapper" "$config_file"
+    if [[ -n $ssh_key || -f $env_file ]]; then
+      # The key reaches git through GIT_SSH_COMMAND in agent.env, which systemd and OpenRC load; a supervisor of your own must too.
+      printf 'setup: service:  none (--init none): run "set -a; . %s; set +a; exec %s agent --config %s" under your own supervisor (agent.env carries the ssh key setting)\n' "$env_file" "$wrapper" "$config_file"
+    else
+      printf 'setup: service:  none (--init none): run "%s agent --config %s" under your own supervisor\n' "$wrapper" "$config_file"
+    fi
     ;;
 esac
 

@@ -365,6 +365,8 @@ describe('setup_buildN.sh with an ssh key', () => {
       `# Written by scripts/setup_buildN.sh: the ssh key the agent uses for the coordination remote.\nGIT_SSH_COMMAND="ssh -i ${key} -o IdentitiesOnly=yes -o BatchMode=yes"\n`,
     );
     assert.equal((await stat(envFile)).mode & 0o777, 0o640);
+    // With no service manager to load agent.env, the printed command loads it itself.
+    assert.ok(r.stdout.includes(`run "set -a; . ${envFile}; set +a; exec ${path.join(prefix, 'usr/local/bin/buildcoord')} agent --config ${path.join(prefix, 'etc/buildcoord/agent.json')}"`), r.stdout);
     const secret = (await readFile(key, 'utf8')).split('\n')[1]!;
     for (const f of ['etc/buildcoord/agent.json', 'etc/buildcoord/agent.env']) {
       assert.ok(!(await readFile(path.join(prefix, f), 'utf8')).includes(secret), `${f} holds key material`);
@@ -373,6 +375,7 @@ describe('setup_buildN.sh with an ssh key', () => {
     const again = await script('setup_buildN.sh', ['build7', '--repo', COORD.url, '--prefix', prefix, '--init', 'none']);
     assert.equal(again.exitCode, 0, show(again));
     assert.ok(existsSync(envFile));
+    assert.match(again.stdout, /run "set -a; \. \S+agent\.env; set \+a; exec /, 'the key set up before is still loaded');
   });
 });
 
