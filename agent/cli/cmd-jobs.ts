@@ -6,6 +6,7 @@ import { blocker, findJob, indexJobs, runOrder } from '../model/jobs.js';
 import { parseBranch, parseCommit, parseCount, parseDuration, parseJobId, parseLabel, parseName, parsePriority, parseSource, parseText, parseType } from '../model/input.js';
 import { JOB_STATUSES, type Job } from '../model/types.js';
 import { addJobs, addProfile, claimNext, completeJob, readJobs, type JobDraft } from '../store/ops.js';
+import { builderDirs, ROOT } from '../store/layout.js';
 import type { Context } from './context.js';
 import { registerJobActions } from './cmd-fleet.js';
 import { ago, clean, table } from './format.js';
@@ -105,10 +106,16 @@ export function registerJobCommands(y: Argv, handler: Handler): Argv {
             return;
           }
           const input = jobInput(argv);
-          const { result } = await addJobs(await ctx.store(), [input], { clock: ctx.io.clock });
+          const store = await ctx.store();
+          const { result } = await addJobs(store, [input], { clock: ctx.io.clock });
           const job = result[0]!;
           if (ctx.args.json) ctx.json({ id: job.id });
           else ctx.io.out(job.id + '\n');
+          if (job.on) {
+            // Queued all the same (a builder may join later), but a typo would otherwise wait for ever in silence.
+            const known = builderDirs(await store.read([ROOT], { fetch: false }));
+            if (!known.includes(job.on)) ctx.io.err(`warning: no builder ${job.on} on main yet (known: ${known.join(', ') || 'none'}): ${job.id} waits until one by that name starts\n`);
+          }
         }),
       )
       .command(

@@ -4,14 +4,14 @@
 // which `job log` reports as pruned); the full logs stay on the builders.
 
 import type { Argv } from 'yargs';
-import { NAME_RE, parseDuration, parseName } from '../model/input.js';
+import { parseDuration, parseName } from '../model/input.js';
 import { PATHS, type Job, type JobsFile } from '../model/types.js';
+import { builderDirs, ROOT } from '../store/layout.js';
 import type { TxView } from '../store/store.js';
 import type { Handler } from './cmd-jobs.js';
 import type { Context } from './context.js';
 
 /** Top-level directories that are never a builder's. */
-const NOT_BUILDERS = new Set(['coordination', 'shared', 'schemas', 'heartbeat', 'docs', 'scripts']);
 
 const FINISHED = new Set(['completed', 'failed', 'cancelled']);
 
@@ -58,10 +58,9 @@ export function planPrune(view: TxView, builders: string[], cutoff: Date, opts: 
   return plan;
 }
 
-async function builderDirs(ctx: Context, only: string | undefined): Promise<string[]> {
+async function buildersOnMain(ctx: Context, only: string | undefined): Promise<string[]> {
   if (only) return [only];
-  const view = await (await ctx.store()).read(['/']);
-  return view.list('/').filter((n) => NAME_RE.test(n) && !NOT_BUILDERS.has(n) && !n.startsWith('.'));
+  return builderDirs(await (await ctx.store()).read([ROOT]));
 }
 
 export function registerLogsCommands(y: Argv, handler: Handler): Argv {
@@ -84,7 +83,7 @@ export function registerLogsCommands(y: Argv, handler: Handler): Argv {
           const cutoff = new Date(ctx.io.clock().getTime() - ms);
           const opts = { orphans: Boolean(argv.orphans) };
           const store = await ctx.store();
-          const builders = await builderDirs(ctx, only);
+          const builders = await buildersOnMain(ctx, only);
           let plan: PrunePlan;
           let commit: string | null = null;
           if (argv['dry-run']) {

@@ -21,7 +21,8 @@ import { HeartbeatWriter, readHeartbeats } from '../store/heartbeat.js';
 import type { Store } from '../store/store.js';
 import { agentClaim, agentComplete, agentHandBack, agentInbox, agentReclaim, setState, unreadFrom, type Completion, type DashboardContext } from './transitions.js';
 import { every, type Stoppable } from './schedule.js';
-import { builderDirs, ROOT, updateHealthDashboard } from '../dashboard/ops.js';
+import { updateHealthDashboard } from '../dashboard/ops.js';
+import { builderDirs, ROOT } from '../store/layout.js';
 import { GroupRecords, stopGroups } from './orphans.js';
 
 export interface AgentSettings {

@@ -7,21 +7,14 @@ import { UsageError } from '../errors.js';
 import { healthChanged, sameSummary, summarize } from '../model/dashboard.js';
 import { NAME_RE, parseJobId, parseName } from '../model/input.js';
 import * as jobs from '../model/jobs.js';
-import { PATHS, type HealthDashboardFile, type HeartbeatFile, type Job, type JobsFile, type StatusFile } from '../model/types.js';
+import { NOT_BUILDER_DIRS, PATHS, type HealthDashboardFile, type HeartbeatFile, type Job, type JobsFile, type StatusFile } from '../model/types.js';
 import { readHeartbeats } from '../store/heartbeat.js';
+import { builderDirs, ROOT } from '../store/layout.js';
 import { jobAction, setPause } from '../store/ops.js';
 import type { Store, TxOutcome, TxView } from '../store/store.js';
 
 // ---------------------------------------------------------------- shared/health_dashboard.json
 
-const NOT_BUILDER_DIRS = new Set(['coordination', 'shared', 'schemas', 'scripts']);
-/** The tree listing of main's root, as a read. */
-export const ROOT = '/';
-
-/** Builder directories on main (the view must have read ROOT). */
-export function builderDirs(view: TxView): string[] {
-  return view.list(ROOT).filter((n) => NAME_RE.test(n) && !NOT_BUILDER_DIRS.has(n));
-}
 
 /** The reads a transaction needs to plan the health dashboard for these builder names. */
 export function healthDashboardReads(builders: Iterable<string>): string[] {

@@ -4,13 +4,12 @@
 
 import { dashboardData, EVENT_LOG_FORMAT, parseEvents, type CoordEvent, type DashboardData } from '../model/dashboard.js';
 import { emptyJobs } from '../model/jobs.js';
-import { PATHS, type BuildConfigFile, type HeartbeatFile, type JobsFile, type LocksFile, type MessagesFile, type StatusFile } from '../model/types.js';
+import { NOT_BUILDER_DIRS, PATHS, type BuildConfigFile, type HeartbeatFile, type JobsFile, type LocksFile, type MessagesFile, type StatusFile } from '../model/types.js';
 import { formatProblem, parseAndValidate } from '../model/validate.js';
 import { readHeartbeats } from '../store/heartbeat.js';
 import type { Store } from '../store/store.js';
 
 const STATUS_RE = /^([A-Za-z0-9][A-Za-z0-9._-]{0,63})\/status\.json$/;
-const NOT_BUILDER_DIRS = new Set(['coordination', 'shared', 'schemas', 'scripts']);
 const FILES = new Set<string>([PATHS.jobs, PATHS.messages, PATHS.locks, PATHS.buildConfig]);
 
 export interface ReadOptions {

@@ -49,11 +49,12 @@ export function sameSummary(a: HealthDashboardFile | undefined, b: HealthDashboa
 
 /**
  * Whether a builder the recorded summary lists has changed health (or gone).
- * Builders it does not list yet, and queue counts, wait for the next job commit.
+ * Builders it does not list yet, or lists as unknown (no heartbeat seen yet:
+ * one starting up), and queue counts wait for the next job commit.
  */
 export function healthChanged(recorded: HealthDashboardFile | undefined, next: HealthDashboardFile): boolean {
   if (recorded === undefined) return false;
-  return Object.entries(recorded.builders).some(([name, b]) => next.builders[name]?.health !== b.health);
+  return Object.entries(recorded.builders).some(([name, b]) => b.health !== 'unknown' && next.builders[name]?.health !== b.health);
 }
 
 // ---------------------------------------------------------------- events from `git log`

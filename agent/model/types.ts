@@ -182,6 +182,9 @@ export interface HealthDashboardFile {
   queue: { queued: number; running: number; completed: number; failed: number; cancelled: number };
 }
 
+/** Top-level directories of the layout that are not builders' (every other one is a builder's). */
+export const NOT_BUILDER_DIRS: ReadonlySet<string> = new Set(['coordination', 'shared', 'schemas', 'scripts']);
+
 /** Paths of the coordination files, relative to the repository root. */
 export const PATHS = {
   jobs: 'coordination/jobs.json',

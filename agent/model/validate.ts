@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Ajv2020, ErrorObject, Options, ValidateFunction } from 'ajv/dist/2020.js';
+import { NOT_BUILDER_DIRS } from './types.js';
 
 export interface Problem {
   /** Path of the file, relative to the coordination repository root. */
@@ -206,7 +207,6 @@ const FIXED_PATHS: Readonly<Record<string, string>> = {
 };
 
 const BUILDER_FILE = /^([A-Za-z0-9][A-Za-z0-9._-]{0,63})\/(status|heartbeat)\.json$/;
-const NOT_BUILDER_DIRS = new Set(['coordination', 'shared', 'schemas', 'scripts']);
 
 function normalizeRepoPath(repoPath: string): string {
   let p = repoPath.replace(/\\/g, '/');

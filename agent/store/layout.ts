@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import { spawnGit, type GitRunner } from './git.js';
 import { OperationError, UsageError } from '../errors.js';
 import { packageRoot } from '../paths.js';
-import { PATHS, type StatusFile } from '../model/types.js';
-import type { Store, TxOutcome } from './store.js';
+import { NAME_RE } from '../model/input.js';
+import { NOT_BUILDER_DIRS, PATHS, type StatusFile } from '../model/types.js';
+import type { Store, TxOutcome, TxView } from './store.js';
 
 export const PRE_COMMIT_HOOK = `#!/bin/sh
 # Validates the coordination files about to be committed (the staged versions).
@@ -96,4 +97,12 @@ export async function initLayout(store: Store, builders: string[], clock: () => 
       return { result: 'created' as const, writes: files.json, raw: files.raw, message: `init coordination repository (builders: ${builders.join(', ')})` };
     },
   });
+}
+
+/** The listing of main's root, as a read (TxView.list). */
+export const ROOT = '/';
+
+/** Builder directories on main (the view must have read ROOT). */
+export function builderDirs(view: TxView): string[] {
+  return view.dirs(ROOT).filter((n) => NAME_RE.test(n) && !NOT_BUILDER_DIRS.has(n));
 }

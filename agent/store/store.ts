@@ -61,6 +61,8 @@ export interface TxView {
   text(path: string): string | undefined;
   /** Names in a directory asked for as a read ending in '/'. */
   list(dir: string): string[];
+  /** The subdirectories among them. */
+  dirs(dir: string): string[];
   /** Problems of soft reads that were left out. */
   readonly problems: string[];
 }
@@ -97,7 +99,7 @@ export interface TxOutcome<R> {
   pushAttempts: number;
 }
 
-type Loaded = { docs: Map<string, unknown>; texts: Map<string, string>; listings: Map<string, string[]>; softProblems: string[] };
+type Loaded = { docs: Map<string, unknown>; texts: Map<string, string>; listings: Map<string, string[]>; dirListings: Map<string, string[]>; softProblems: string[] };
 
 function normalizeRemote(remote: string): string {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(remote) || /^[^/]+@[^/]+:/.test(remote)) return remote;
@@ -262,7 +264,7 @@ export class Store {
   }
 
   private async load(commit: string | null, reads: string[], soft: string[] = []): Promise<Loaded> {
-    const loaded: Loaded = { docs: new Map(), texts: new Map(), listings: new Map(), softProblems: [] };
+    const loaded: Loaded = { docs: new Map(), texts: new Map(), listings: new Map(), dirListings: new Map(), softProblems: [] };
     if (!commit) return loaded;
     const reader = this.objects();
     // A path that is missing must mean "no such file", never "objects not fetched":
@@ -275,7 +277,9 @@ export class Store {
         if (path.endsWith('/')) {
           const dir = path.replace(/\/+$/, '');
           const obj = await reader.read(dir ? `${commit}:${dir}` : `${commit}^{tree}`);
-          loaded.listings.set(path, obj && obj.type === 'tree' ? parseTree(obj.data).map((e) => e.name) : []);
+          const entries = obj && obj.type === 'tree' ? parseTree(obj.data) : [];
+          loaded.listings.set(path, entries.map((e) => e.name));
+          loaded.dirListings.set(path, entries.filter((e) => e.mode === '40000').map((e) => e.name));
           return;
         }
         const obj = await reader.read(`${commit}:${path}`);
@@ -304,6 +308,7 @@ export class Store {
       get: <T>(path: string) => structuredClone(loaded.docs.get(path)) as T | undefined,
       text: (path) => loaded.texts.get(path),
       list: (dir) => loaded.listings.get(dir.endsWith('/') ? dir : `${dir}/`) ?? [],
+      dirs: (dir) => loaded.dirListings.get(dir.endsWith('/') ? dir : `${dir}/`) ?? [],
       problems: loaded.softProblems,
     };
   }

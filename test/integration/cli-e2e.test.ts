@@ -80,6 +80,8 @@ describe('buildcoord against a bare repository on this host', () => {
     const out = json<{ id: string }>(all);
     assert.deepEqual(Object.keys(out), ['id']);
     assert.match(out.id, /^job_\d{8}T\d{6}Z_[0-9a-f]{10}$/);
+    // b1 has no directory on main (init made build1 and build2): queued all the same, with a warning.
+    assert.equal(all.stderr, `warning: no builder b1 on main yet (known: build1, build2): ${out.id} waits until one by that name starts`);
     second = out.id;
     assert.notEqual(second, first);
   });

@@ -26,6 +26,7 @@ describe('healthChanged', () => {
   test('queue counts, a builder not listed yet, or no file at all are not', () => {
     assert.equal(healthChanged(summary({ build1: 'healthy' }, 0), summary({ build1: 'healthy' }, 7)), false);
     assert.equal(healthChanged(summary({}), summary({ build1: 'healthy' })), false);
+    assert.equal(healthChanged(summary({ build1: 'unknown' }), summary({ build1: 'healthy' })), false, 'a builder starting up: its first heartbeat');
     assert.equal(healthChanged(undefined, summary({ build1: 'healthy' })), false);
     // ...while sameSummary, which the job commits use, sees the queue move.
     assert.equal(sameSummary(summary({ build1: 'healthy' }, 0), summary({ build1: 'healthy' }, 7)), false);
