@@ -491,8 +491,8 @@ async function startAgent(remote: string, args: string[], env: Record<string, st
 }
 
 describe('builds through a real agent', () => {
-  it('make via distccd, build (maven then the packaging script) and a failing make: results, manifests, artifacts and redacted log tails on main', { timeout: 170_000 }, async (t) => {
-    if (!tools(t, 'git', 'make', 'gcc', 'distcc', 'distccd', 'mvn', 'dpkg-deb')) return;
+  it('make via distccd, build (maven then the packaging script), a failing make and a deb (dpkg-buildpackage): results, manifests, artifacts and redacted log tails on main', { timeout: 170_000 }, async (t) => {
+    if (!tools(t, 'git', 'make', 'gcc', 'distcc', 'distccd', 'mvn', 'dpkg-deb', 'dpkg-buildpackage')) return;
     const parent = await tmpDir('agent-remote-');
     const remote = await makeBareRepo({ parent, name: 'coord.git' });
     const store = new Store({ remote: remote.dir, home: await tmpDir('tester-'), actor: 'tester' });
@@ -517,7 +517,8 @@ describe('builds through a real agent', () => {
     const config = join(parent, 'agent.json');
     await writeFile(config, JSON.stringify({ builder: 'build1', redact: [CONFIGURED_SECRET], maven: { goals: ['package'] }, distcc_hosts: '127.0.0.1:1/4' }));
     const draft = (type: string, source: string, priority: number): JobDraft => ({ type, priority, source, branch: 'main', commit: null, description: `${type} test`, dependencies: [], timeout_seconds: 600, retries: 0 });
-    const [makeJob, buildJob, failJob] = (await addJobs(store, [draft('make', cSrc.dir, 1), draft('build', mvnSrc.dir, 2), draft('make', failing.dir, 3)])).result;
+    const debSrc = await sourceRepo('deb-hello');
+    const [makeJob, buildJob, failJob, debJob] = (await addJobs(store, [draft('make', cSrc.dir, 1), draft('build', mvnSrc.dir, 2), draft('make', failing.dir, 3), draft('deb', debSrc.dir, 4)])).result;
 
     // --distcc-hosts overrides the config file's dead host.
     const agent = await startAgent(
@@ -532,7 +533,7 @@ describe('builds through a real agent', () => {
     const deadline = Date.now() + 10_000;
     while ((await hbMode()) !== 'distcc' && Date.now() < deadline) await sleep(200);
     assert.equal(await hbMode(), 'distcc', 'the heartbeat carries the distcc mode of the last make');
-    for (const j of [buildJob!, failJob!]) await agent.waitFor(pushed(j.id), 150_000, `the result of ${j.type} job ${j.id}`);
+    for (const j of [buildJob!, failJob!, debJob!]) await agent.waitFor(pushed(j.id), 150_000, `the result of ${j.type} job ${j.id}`);
     assert.equal(await agent.stop(), 0, agent.dump());
     const fleet = JSON.parse((await runCli(['status', '--json', '--repo', remote.dir], { env: { BUILDCOORD_HOME: await tmpDir('status-reader-') } })).stdout) as { builders: Array<{ builder: string; distcc_mode: string | null }> };
     assert.equal(fleet.builders.find((b) => b.builder === 'build1')?.distcc_mode, await hbMode(), '`status` shows the mode from the heartbeat');
@@ -593,6 +594,17 @@ describe('builds through a real agent', () => {
     assert.match(buildLog, /Tests run: 1, Failures: 0/);
     assert.match(buildLog, /GreeterTest ran; MY_API_TOKEN is \*\*\*$/m, 'the token printed by the test is masked');
     assert.match(buildLog, /packaged target\/hello-1\.0\.0\.jar/);
+
+    // deb through the queue: dpkg-buildpackage (no packaging script), the .deb stored and named in the manifest.
+    const dj = byId(debJob!.id);
+    assert.equal(dj.status, 'completed', JSON.stringify(dj.result));
+    assert.match(dj.result!.summary!, /^dpkg-buildpackage succeeded in/);
+    const debManifest = JSON.parse(await show(`build1/manifests/${dj.id}.json`)) as { mode: string; artifacts: Array<{ name: string; path: string; sha256: string }> };
+    assert.equal(debManifest.mode, 'dpkg-buildpackage');
+    const pkg = debManifest.artifacts.find((a) => a.name === 'hello-buildcoord_1.0_all.deb');
+    assert.ok(pkg, JSON.stringify(debManifest.artifacts));
+    assert.equal(await sha256(pkg.path), pkg.sha256);
+    assert.equal((await execa('dpkg-deb', ['-f', pkg.path, 'Package'])).stdout, 'hello-buildcoord');
 
     // The failing build: failed, with its log tail, every secret masked.
     const fj = byId(failJob!.id);
