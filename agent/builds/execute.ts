@@ -13,7 +13,7 @@ import { appendFile, mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { FileConfig } from '../config.js';
 import { OperationError } from '../errors.js';
-import { COMMIT_RE, JOB_ID_RE, TYPE_RE, isValidBranch } from '../model/input.js';
+import { COMMIT_RE, JOB_ID_RE, SHELL_META, TYPE_RE, isValidBranch } from '../model/input.js';
 import type { Job } from '../model/types.js';
 import { artifactDir, collect, DEFAULT_ARTIFACTS_DIR, type Artifact } from './artifacts.js';
 import { runDeb } from './deb.js';
@@ -88,8 +88,6 @@ export function supportedTypes(config: FileConfig, env: NodeJS.ProcessEnv = proc
   return [...new Set([...builtin, ...Object.keys(config.types ?? {})])];
 }
 
-/** Characters that are legal in a git branch name but that no honest branch needs: they only matter to a shell. */
-const SHELL_META = /[;&|$`'"<>(){}\\!*?#\s]/;
 
 /** Everything of the job that will reach a command line, checked before anything runs. */
 export function checkJob(job: Job, source: string): void {

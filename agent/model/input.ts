@@ -62,8 +62,13 @@ export function isValidBranch(name: string): boolean {
   return true;
 }
 
+/** Characters that are legal in a git branch name but that no honest branch needs: they only matter to a shell. */
+export const SHELL_META = /[;&|$`'"<>(){}\\!*?#\s]/;
+
 export function parseBranch(value: unknown, flag = '--branch'): string {
   if (typeof value !== 'string' || !isValidBranch(value)) throw new UsageError(`${flag} ${show(value)}: not a valid git branch name`);
+  // Refused here, not only by the builder that would run it: the person learns it now, and nothing is queued.
+  if (SHELL_META.test(value)) throw new UsageError(`${flag} ${show(value)}: shell metacharacters ( ; & | $ \` quotes < > ( ) { } \\ ! * ? # or spaces) have no place in a branch a builder checks out`);
   return value;
 }
 

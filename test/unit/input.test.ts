@@ -344,4 +344,11 @@ describe('parseBranch', () => {
     assert.equal(parseBranch('release/2.1'), 'release/2.1');
     for (const v of ['a..b', '$(touch /tmp/pwned)', 'x y', '--upload-pack=evil', 'x'.repeat(300), 'a\nb', '', null, 5]) refuses((x) => parseBranch(x), v, '--branch');
   });
+
+  it('refuses names git accepts but only a shell cares about, before anything is queued', () => {
+    for (const v of ['main;id', 'a|b', 'x&&y', 'feat`id`', "it's", 'a>b', 'w{x}', 'x!', 'hash#tag']) {
+      assert.throws(() => parseBranch(v), /^UsageError: --branch .*: shell metacharacters/, v);
+    }
+    assert.equal(parseBranch('feature/ABC-123_fix.2'), 'feature/ABC-123_fix.2');
+  });
 });
