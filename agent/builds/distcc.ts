@@ -45,6 +45,8 @@ export function parseDistccHosts(spec: string): HostSpec[] {
     const [main, ...opts] = raw.split(',');
     for (const o of opts) if (!/^(lzo|cpp|auth(=[A-Za-z0-9._@/-]+)?)$/.test(o)) throw new Error(`distcc host ${JSON.stringify(raw)}: unknown option ,${o}`);
     const cpp = opts.includes('cpp');
+    // distcc itself refuses the host list then ("pump mode requires compression"), and every compile with it.
+    if (cpp && !opts.includes('lzo')) throw new Error(`distcc host ${JSON.stringify(raw)}: pump mode (,cpp) needs compression too: write ,lzo,cpp`);
     const lm = /^localhost(?:\/(\d+))?$/.exec(main!);
     if (lm) {
       out.push({ raw, kind: 'localhost', host: 'localhost', limit: lm[1] ? Number(lm[1]) : 2, cpp });

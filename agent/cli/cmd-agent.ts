@@ -87,7 +87,7 @@ export function registerAgentCommands(y: Argv, handler: Handler): Argv {
           .option('grace', { type: 'string', describe: 'On SIGTERM, how long a running job may go on before it is stopped and handed back' })
           .option('concurrency', { type: 'string', describe: 'Jobs at once (default 1)' })
           .option('label', { type: 'string', array: true, describe: "This builder's labels, key=value (repeatable)" })
-          .option('distcc-hosts', { type: 'string', describe: 'distcc hosts for make jobs, DISTCC_HOSTS syntax, e.g. "10.0.0.2:3632/8,lzo"; add ,cpp for pump mode (default: BUILDCOORD_DISTCC_HOSTS or the config file)' })
+          .option('distcc-hosts', { type: 'string', describe: 'distcc hosts for make jobs, DISTCC_HOSTS syntax, e.g. "10.0.0.2:3632/8,lzo"; add ,lzo,cpp for pump mode (default: BUILDCOORD_DISTCC_HOSTS or the config file)' })
           .option('artifacts-dir', { type: 'string', describe: 'Where builds leave artifacts, as DIR/<builder>/<type>/<timestamp>/ (default: BUILDCOORD_ARTIFACTS_DIR, the config file, else /root/artifacts)' })
           .option('max-reclaims', { type: 'string', describe: 'A job taken back from silent builders more often than this fails (default 3)' })
           .option('log-level', { type: 'string', choices: ['trace', 'debug', 'info', 'warn', 'error'], describe: 'Log level (default info)' })

@@ -253,6 +253,8 @@ describe('builds through executeJob (real tools)', () => {
     );
     assert.throws(() => parseDistccHosts('host:99999'), /out of range/);
     assert.throws(() => parseDistccHosts('host,zip'), /unknown option ,zip/);
+    // distcc refuses ,cpp without ,lzo ("pump mode requires compression"): said at once, not as a failed probe later.
+    assert.throws(() => parseDistccHosts('127.0.0.1:3632/2,cpp'), /pump mode \(,cpp\) needs compression too: write ,lzo,cpp/);
     const log = [
       'distcc[1] (dcc_build_somewhere) Warning: failed to get includes from include server, preprocessing locally',
       'distcc[1] compile a.c on 127.0.0.1:4000/2,cpp,lzo completed ok',
@@ -491,6 +493,31 @@ async function startAgent(remote: string, args: string[], env: Record<string, st
 }
 
 describe('builds through a real agent', () => {
+  it('a queued make with pump requested on stock Debian: built with plain distcc, the fallback said in the result, pump-broken in the heartbeat and in status', { timeout: 90_000 }, async (t) => {
+    if (!tools(t, 'git', 'make', 'gcc', 'distcc', 'distccd', 'distcc-pump')) return;
+    const parent = await tmpDir('agent-pump-');
+    const remote = await makeBareRepo({ parent, name: 'coord.git' });
+    const store = new Store({ remote: remote.dir, home: await tmpDir('agent-pump-tester-'), actor: 'tester' });
+    onCleanup(() => store.close());
+    await initLayout(store, ['build1']);
+    const d = await startDistccd();
+    const src = await sourceRepo('hello-c');
+    const [job] = (await addJobs(store, [{ type: 'make', priority: 5, source: src.dir, branch: 'main', commit: null, description: 'pump test', dependencies: [], timeout_seconds: 300, retries: 0 }])).result;
+    const agent = await startAgent(remote.dir, ['--builder', 'build1', '--poll', '200ms', '--heartbeat', '500ms', '--lease', '30s', '--grace', '5s', '--distcc-hosts', `127.0.0.1:${d.port}/2,lzo,cpp`], {});
+    await agent.waitFor((l) => l.msg === 'result pushed' && l.job === job!.id, 60_000, 'the pump job result');
+    const jobs = JSON.parse(await git(remote.dir, 'show', `main:${PATHS.jobs}`)) as JobsFile;
+    const done = jobs.jobs.find((j) => j.id === job!.id)!;
+    assert.equal(done.status, 'completed');
+    assert.match(done.result!.summary!, /\(distcc, 11 remote compiles; pump requested, include server failed\)$/, JSON.stringify(done.result));
+    const hb = async () => (JSON.parse(await git(remote.dir, 'show', 'heartbeat/build1:build1/heartbeat.json')) as { distcc_mode: string | null }).distcc_mode;
+    const deadline = Date.now() + 10_000;
+    while ((await hb()) !== 'pump-broken' && Date.now() < deadline) await sleep(200);
+    assert.equal(await hb(), 'pump-broken');
+    const status = await runCli(['status', '--repo', remote.dir], { env: { BUILDCOORD_HOME: await tmpDir('agent-pump-reader-') } });
+    assert.match(status.stdout, /^build1\s+healthy\s.*\bpump-broken\s*$/m, status.stdout);
+    assert.equal(await agent.stop(), 0, agent.dump());
+  });
+
   it('make via distccd, build (maven then the packaging script), a failing make and a deb (dpkg-buildpackage): results, manifests, artifacts and redacted log tails on main', { timeout: 170_000 }, async (t) => {
     if (!tools(t, 'git', 'make', 'gcc', 'distcc', 'distccd', 'mvn', 'dpkg-deb', 'dpkg-buildpackage')) return;
     const parent = await tmpDir('agent-remote-');
@@ -706,8 +733,8 @@ describe('agent build settings', () => {
     const s1 = resolveSettings({}, { BUILDCOORD_DISTCC_HOSTS: 'env-host:3700/4,lzo', BUILDCOORD_ARTIFACTS_DIR: '/srv/env' }, file, '/h');
     assert.equal(s1.config.distcc_hosts, 'env-host:3700/4,lzo');
     assert.equal(s1.config.artifacts_dir, '/srv/env');
-    const s2 = resolveSettings({ 'distcc-hosts': '127.0.0.1:3632/2,cpp', 'artifacts-dir': '/srv/flag' }, { BUILDCOORD_DISTCC_HOSTS: 'env-host', BUILDCOORD_ARTIFACTS_DIR: '/srv/env' }, file, '/h');
-    assert.equal(s2.config.distcc_hosts, '127.0.0.1:3632/2,cpp');
+    const s2 = resolveSettings({ 'distcc-hosts': '127.0.0.1:3632/2,lzo,cpp', 'artifacts-dir': '/srv/flag' }, { BUILDCOORD_DISTCC_HOSTS: 'env-host', BUILDCOORD_ARTIFACTS_DIR: '/srv/env' }, file, '/h');
+    assert.equal(s2.config.distcc_hosts, '127.0.0.1:3632/2,lzo,cpp');
     assert.equal(s2.config.artifacts_dir, '/srv/flag');
     assert.equal(file.distcc_hosts, 'file-host/2', 'the file’s object is not changed');
     assert.throws(
