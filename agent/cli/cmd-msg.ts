@@ -179,7 +179,7 @@ export function registerMsgCommands(y: Argv, handler: Handler): Argv {
       )
       .command(
         'archive',
-        'Move settled messages older than a cutoff to coordination/archive/YYYY-MM.json (one commit)',
+        'Move settled messages older than a cutoff to coordination/archive/YYYY-MM.json (one commit): read (and acked if asked) by their addressee; a message to all, by every builder on main',
         (a) =>
           a
             .option('older-than', { type: 'string', default: '7d', describe: 'Only messages sent longer ago than this (e.g. 7d, 36h)' })

@@ -206,24 +206,31 @@ export function acknowledge(file: MessagesFile, id: string, reader: string): Mar
  *   is in read_by) and, if it asks for an acknowledgement, has acknowledged it;
  *   somebody else reading it does not count, so an unread direct message is
  *   never archived;
- * - a message to "all": at least one reader (read_by non-empty, or a hand-set
- *   read: true) and, if it asks for one, at least one acknowledgement.
+ * - a message to "all": every builder in `builders` (those on main; its sender
+ *   aside) has read it, and acknowledged it if it asks for that, so it never
+ *   leaves the inbox of a builder that has not seen it. A hand-set read: true
+ *   settles it too. With no builders given: at least one reader (and ack).
  */
-export function isSettled(m: Message): boolean {
+export function isSettled(m: Message, builders: readonly string[] = []): boolean {
   if (m.to === EVERYONE) {
-    const read = m.read || (m.read_by ?? []).length > 0;
-    return read && (!m.ack_required || (m.acked_by ?? []).length > 0);
+    if (m.read && !m.ack_required) return true;
+    const readers = builders.filter((b) => b !== m.from);
+    if (readers.length === 0) {
+      const read = m.read || (m.read_by ?? []).length > 0;
+      return read && (!m.ack_required || (m.acked_by ?? []).length > 0);
+    }
+    return readers.every((b) => (m.read || hasRead(m, b)) && (!m.ack_required || hasAcked(m, b)));
   }
   return hasRead(m, m.to) && (!m.ack_required || hasAcked(m, m.to));
 }
 
-function archivable(file: MessagesFile, cutoff: Date): Message[] {
-  return file.messages.filter((m) => ms(m.timestamp) < cutoff.getTime() && isSettled(m));
+function archivable(file: MessagesFile, cutoff: Date, builders: readonly string[]): Message[] {
+  return file.messages.filter((m) => ms(m.timestamp) < cutoff.getTime() && isSettled(m, builders));
 }
 
 /** The archive files an archive run at this cutoff needs to read (and will write). */
-export function archiveTargets(file: MessagesFile, cutoff: Date): string[] {
-  return [...new Set(archivable(file, cutoff).map((m) => archivePath(monthOf(m))))].sort();
+export function archiveTargets(file: MessagesFile, cutoff: Date, builders: readonly string[] = []): string[] {
+  return [...new Set(archivable(file, cutoff, builders).map((m) => archivePath(monthOf(m))))].sort();
 }
 
 export interface Archived {
@@ -242,8 +249,8 @@ export interface Archived {
  * `existing` must hold every path archiveTargets() names (undefined for a
  * file that does not exist yet).
  */
-export function archive(file: MessagesFile, existing: Record<string, MessagesFile | undefined>, cutoff: Date): Archived {
-  const moving = archivable(file, cutoff);
+export function archive(file: MessagesFile, existing: Record<string, MessagesFile | undefined>, cutoff: Date, builders: readonly string[] = []): Archived {
+  const moving = archivable(file, cutoff, builders);
   if (moving.length === 0) return { file, archives: {}, moved: [] };
   const byPath = new Map<string, Message[]>();
   for (const m of [...moving].sort((a, b) => -compareNewest(a, b))) {

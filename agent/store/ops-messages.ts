@@ -9,6 +9,7 @@ import * as msgs from '../model/messages.js';
 import { formatProblem, schemaFor, validateWith } from '../model/validate.js';
 import { PATHS, type Message, type MessagesFile } from '../model/types.js';
 import type { OpDeps } from './ops.js';
+import { builderDirs, ROOT } from './layout.js';
 import type { Store, TxOutcome } from './store.js';
 
 function deps(d: OpDeps = {}) {
@@ -122,10 +123,12 @@ export async function archiveMessages(store: Store, olderThanMs: number, d?: OpD
     try {
       return await store.transact({
         op: 'archive',
-        reads: [PATHS.messages, ...extra],
+        reads: [PATHS.messages, ROOT, ...extra],
         mutate: (view) => {
           const file = messagesOf(view.get<MessagesFile>(PATHS.messages));
-          const targets = msgs.archiveTargets(file, cutoff);
+          // A message to all leaves only once every builder on main has read it.
+          const builders = builderDirs(view);
+          const targets = msgs.archiveTargets(file, cutoff, builders);
           const missing = targets.filter((p) => !extra.includes(p));
           if (missing.length) throw new NeedReads(missing);
           const existing: Record<string, MessagesFile | undefined> = {};
@@ -137,7 +140,7 @@ export async function archiveMessages(store: Store, olderThanMs: number, d?: OpD
           }
           // Appending to a broken archive would bury the damage under new data.
           if (problems.length) throw new InvalidFileError(problems.sort());
-          const r = msgs.archive(file, existing, cutoff);
+          const r = msgs.archive(file, existing, cutoff, builders);
           const result: ArchiveOutcome = { cutoff: cutoff.toISOString(), moved: r.moved, files: {} };
           if (r.moved.length === 0) return { result };
           const raw: Record<string, string> = {};

@@ -200,6 +200,9 @@ describe('messages and locks', { concurrency: true }, () => {
       const fresh = (await sendMessage(store, { to: 'build1', type: 'info', subject: 'fresh', body: '' })).result;
       for (const m of [readOld, fresh]) await readMessage(store, { id: m.id, reader: 'build1' });
       await readMessage(store, { id: unreadOld.id, reader: 'alice' }); // somebody else reading does not settle it
+      // To all, read by build1 only: build2 (also on main) has not seen it, so it stays in messages.json.
+      const allOld = await sendOld('all', 'old, to all');
+      await readMessage(store, { id: allOld.id, reader: 'build1' });
 
       const first = json<{ archived: number; ids: string[]; files: Record<string, number> }>(await cli('alice', 'msg', 'archive', '--older-than', '7d', '--json'), 'archive');
       const path = archivePath(monthOf(readOld));
@@ -218,10 +221,13 @@ describe('messages and locks', { concurrency: true }, () => {
       assert.deepEqual(archived.messages.map((m) => m.id), [readOld.id, laterRead.id], 'appended, each once');
       assert.equal(archived.$schema, '../../schemas/messages.schema.json');
       assert.deepEqual(validateWith('messages.schema.json', archived, path), [], 'the archive validates against messages.schema.json');
-      assert.deepEqual(view.get<MessagesFile>('coordination/messages.json')!.messages.map((m) => m.id), [unreadOld.id, fresh.id]);
+      assert.deepEqual(view.get<MessagesFile>('coordination/messages.json')!.messages.map((m) => m.id).sort(), [unreadOld.id, fresh.id, allOld.id].sort());
 
       assert.match(ok(await inproc('alice', 'msg', 'archive'), 'archive with nothing to do'), /^nothing to archive/);
       assert.equal(await sha(), last, 'nothing to archive makes no commit');
+      // Once build2 has read it too, the message to all is settled.
+      await readMessage(store, { id: allOld.id, reader: 'build2' });
+      assert.equal(ok(await inproc('alice', 'msg', 'archive', '--older-than', '7d'), 'archive the message to all'), `archived 1 message to ${path} (1)`);
     });
   });
 

@@ -218,9 +218,21 @@ describe('archive', () => {
     msg('msg_recent_read', { timestamp: old('03-15'), read: true, read_by: ['build1'] }),
   );
 
-  it('settled: the addressee read (and acked if asked); for all, anybody', () => {
-    const settled = messages.messages.filter(isSettled).map((m) => m.id);
+  it('settled: the addressee read (and acked if asked); for all with no builders known, anybody', () => {
+    const settled = messages.messages.filter((m) => isSettled(m)).map((m) => m.id);
     assert.deepEqual(settled, ['msg_feb_read', 'msg_mar_read', 'msg_acked', 'msg_all_read', 'msg_recent_read']);
+  });
+
+  it('a message to all is settled only once every builder on main (its sender aside) has read it, and acked it if asked', () => {
+    const builders = ['build1', 'build2', 'build3'];
+    const all = (over: Partial<Message>) => msg('msg_all', { to: 'all', from: 'build1', timestamp: old('02-01'), ...over });
+    assert.equal(isSettled(all({ read_by: ['build2'] }), builders), false, 'build3 has not seen it');
+    assert.equal(isSettled(all({ read_by: ['build2', 'build3'] }), builders), true, 'the sender need not read its own message');
+    assert.equal(isSettled(all({ read_by: ['build2', 'build3'], ack_required: true, acked_by: ['build2'] }), builders), false);
+    assert.equal(isSettled(all({ read_by: ['build2', 'build3'], ack_required: true, acked_by: ['build2', 'build3'] }), builders), true);
+    assert.equal(isSettled(all({ read: true }), builders), true, 'a hand-set read: true settles it');
+    const inbox = file(all({ read_by: ['build2'] }));
+    assert.deepEqual(archive(inbox, { [archivePath('2025-02')]: undefined }, cutoff, builders).moved, [], 'stays for build3');
   });
 
   it('moves exactly the settled messages older than the cutoff, grouped by their own month', () => {
