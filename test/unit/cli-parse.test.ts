@@ -3,6 +3,7 @@
 // flag, before anything reaches the coordination repository.
 
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import path from 'node:path';
 import { EXIT_CODES_HELP, runCli } from '../../agent/cli/app.js';
@@ -135,6 +136,7 @@ describe('malformed input', () => {
     [add('--branch', '--upload-pack=evil'), 'upload-pack'],
     [add('--branch', long), '--branch'],
     [add('--branch', 'a\nb'), '--branch'],
+    [add('--branch', 'main;id'), '--branch'],
     [add('--type', 'Make'), '--type'],
     [add('--type', 'a b'), '--type'],
     [add('--type', '../x'), '--type'],
@@ -201,5 +203,27 @@ describe('malformed input', () => {
     const r = await cli(['job', 'list', '--json', ...repo]);
     assert.equal(r.code, 0, r.err);
     assert.deepEqual(JSON.parse(r.out), []);
+  });
+
+  it('free text (descriptions, subjects, bodies, notes) is data: shell syntax and path traversal are kept verbatim and nothing runs', async () => {
+    const marker = path.join(await tmpDir('cli-parse-marker-'), 'pwned');
+    const nasty = `$(touch ${marker}); \`touch ${marker}\` && ../../etc/passwd | rm -rf / <x> 'q' "dq"`;
+    const job = await cli(['job', 'add', '--type', 'make', '--description', nasty, '--json', ...repo]);
+    assert.equal(job.code, 0, job.err);
+    const id = (JSON.parse(job.out) as { id: string }).id;
+    const shown = JSON.parse((await cli(['job', 'show', id, '--json', ...repo])).out) as { description: string };
+    assert.equal(shown.description, nasty);
+    const sent = await cli(['msg', 'send', '--to', 'all', '--type', 'info', '--subject', nasty, '--body', `${nasty}\nsecond line`, '--json', ...repo]);
+    assert.equal(sent.code, 0, sent.err);
+    const msgId = (JSON.parse(sent.out) as { id: string }).id;
+    const msg = JSON.parse((await cli(['msg', 'show', msgId, '--json', ...repo])).out) as { subject: string; body: string };
+    assert.deepEqual([msg.subject, msg.body], [nasty, `${nasty}\nsecond line`]);
+    const lock = await cli(['lock', 'acquire', '../../etc/shadow', '--note', nasty, ...repo]);
+    assert.equal(lock.code, 2, 'a lock name is a name, not a path');
+    const locked = await cli(['lock', 'acquire', 'deploy', '--note', nasty, '--json', ...repo]);
+    assert.equal(locked.code, 0, locked.err);
+    const held = JSON.parse((await cli(['lock', 'list', '--json', ...repo])).out) as Array<{ name: string; note?: string }>;
+    assert.equal(held.find((l) => l.name === 'deploy')?.note, nasty);
+    assert.equal(existsSync(marker), false, 'nothing was run');
   });
 });
