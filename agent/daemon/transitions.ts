@@ -36,7 +36,6 @@ function dashboardWrites(view: TxView, dash: DashboardContext | undefined, now: 
   }
 }
 
-
 /** status.json's current_job for a running job. */
 function currentJobOf(job: Job): NonNullable<StatusFile['current_job']> {
   return { id: job.id, branch: job.branch, commit: job.commit, started_at: job.started_at ?? new Date(0).toISOString(), attempt: job.attempt };
@@ -114,8 +113,10 @@ export interface Completion {
   extra?: Record<string, unknown>;
 }
 
-/** Record the end of an attempt, the builder's new status and the log, in one commit. Fenced by attempt. */
-/** `others`: the jobs this builder still runs; one of them becomes current_job when the finished one was it. */
+/**
+ * Record the end of an attempt, the builder's new status and the log, in one commit. Fenced by attempt.
+ * `others`: the jobs this builder still runs; one of them becomes current_job when the finished one was it.
+ */
 export function agentComplete(store: Store, c: Completion, now: () => Date, others: Job[], dashboard?: DashboardContext): Promise<TxOutcome<Job>> {
   const stillRunning = others.length;
   return store.transact({
