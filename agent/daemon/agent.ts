@@ -12,12 +12,12 @@ import { freemem, loadavg, totalmem, cpus } from 'node:os';
 import { join } from 'node:path';
 import type { FileConfig } from '../config.js';
 import { CoordError, InvalidFileError, PreconditionError } from '../errors.js';
-import { eligible, newId } from '../model/jobs.js';
+import { eligible, isStale, newId } from '../model/jobs.js';
 import { PATHS, type BuildConfigFile, type HeartbeatFile, type Job, type JobsFile, type MessagesFile } from '../model/types.js';
 import { executeJob, supportedTypes, type ExecDeps, type ExecResult } from '../builds/execute.js';
 import { runProcess, type ProcessRunner } from '../builds/runner.js';
 import { pumpCommand } from '../builds/pump.js';
-import { HeartbeatWriter, readHeartbeats } from '../store/heartbeat.js';
+import { HeartbeatWriter, heartbeatsByBuilder } from '../store/heartbeat.js';
 import type { Store } from '../store/store.js';
 import { agentClaim, agentComplete, agentHandBack, agentInbox, agentReclaim, setState, unreadFrom, type Completion, type DashboardContext } from './transitions.js';
 import { every, type Stoppable } from './schedule.js';
@@ -377,11 +377,10 @@ export class Agent {
   private async refreshDashboard(): Promise<void> {
     this.nextDashboardAt = Date.now() + Math.max(this.s.pollMs, this.s.leaseMs / 2);
     try {
-      const heartbeats = new Map<string, HeartbeatFile>();
-      for (const h of await readHeartbeats(this.store)) if (h.doc) heartbeats.set(h.builder, h.doc);
+      const heartbeats = await heartbeatsByBuilder(this.store);
       const now = this.clock();
       const writer = [...heartbeats.entries()]
-        .filter(([, h]) => now.getTime() - Date.parse(h.timestamp) <= this.s.leaseMs)
+        .filter(([, h]) => !isStale(h, now, this.s.leaseMs))
         .map(([name]) => name)
         .sort()[0];
       if (writer !== this.s.builder) return;
@@ -448,8 +447,7 @@ export class Agent {
   /** What the claim and completion commits need to keep shared/health_dashboard.json current; undefined if heartbeats cannot be read now. */
   private async dashboard(): Promise<DashboardContext | undefined> {
     try {
-      const heartbeats = new Map<string, HeartbeatFile>();
-      for (const h of await readHeartbeats(this.store)) if (h.doc) heartbeats.set(h.builder, h.doc);
+      const heartbeats = await heartbeatsByBuilder(this.store);
       this.dashBuilders.add(this.s.builder);
       return { builders: this.dashBuilders, heartbeats, staleAfterMs: this.s.leaseMs };
     } catch (e) {
@@ -486,9 +484,7 @@ export class Agent {
   }
 
   private async recover(): Promise<void> {
-    const seen = await readHeartbeats(this.store);
-    const heartbeats = new Map<string, HeartbeatFile>();
-    for (const h of seen) if (h.doc) heartbeats.set(h.builder, h.doc);
+    const heartbeats = await heartbeatsByBuilder(this.store);
     const r = await agentReclaim(this.store, {
       self: this.s.builder,
       heartbeats,

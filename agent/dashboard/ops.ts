@@ -8,7 +8,7 @@ import { healthChanged, sameSummary, summarize } from '../model/dashboard.js';
 import { NAME_RE, parseJobId, parseName } from '../model/input.js';
 import * as jobs from '../model/jobs.js';
 import { NOT_BUILDER_DIRS, PATHS, type HealthDashboardFile, type HeartbeatFile, type Job, type JobsFile, type StatusFile } from '../model/types.js';
-import { readHeartbeats } from '../store/heartbeat.js';
+import { heartbeatsByBuilder } from '../store/heartbeat.js';
 import { builderDirs, ROOT } from '../store/layout.js';
 import { jobAction, setPause } from '../store/ops.js';
 import type { Store, TxOutcome, TxView } from '../store/store.js';
@@ -86,12 +86,7 @@ const knownNames = new WeakMap<Store, Set<string>>();
  */
 export async function updateHealthDashboard(store: Store, args: UpdateHealthDashboardArgs): Promise<TxOutcome<{ changed: boolean; summary: HealthDashboardFile }>> {
   const now = args.now ?? (() => new Date());
-  let heartbeats = args.heartbeats;
-  if (!heartbeats) {
-    const seen = new Map<string, HeartbeatFile>();
-    for (const h of await readHeartbeats(store)) if (h.doc) seen.set(h.builder, h.doc);
-    heartbeats = seen;
-  }
+  const heartbeats = args.heartbeats ?? (await heartbeatsByBuilder(store));
   const names = knownNames.get(store) ?? new Set<string>();
   knownNames.set(store, names);
   for (const b of heartbeats.keys()) names.add(b);
@@ -103,7 +98,7 @@ export async function updateHealthDashboard(store: Store, args: UpdateHealthDash
         op: 'dashboard',
         reads: healthDashboardReads(names),
         mutate: (view) => {
-          const p = planHealthDashboard(view, { builders: names, heartbeats: heartbeats!, now: now(), staleAfterMs: args.staleAfterMs, onHealthChange: args.onHealthChange });
+          const p = planHealthDashboard(view, { builders: names, heartbeats, now: now(), staleAfterMs: args.staleAfterMs, onHealthChange: args.onHealthChange });
           const changed = Object.keys(p.writes).length > 0;
           if (!changed) return { result: { changed, summary: p.summary } };
           const q = p.summary.queue;

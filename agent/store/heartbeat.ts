@@ -67,6 +67,13 @@ export interface SeenHeartbeat {
   problem: string | null;
 }
 
+/** Every builder's readable heartbeat, by builder (one that cannot be read is left out). */
+export async function heartbeatsByBuilder(store: Store): Promise<Map<string, HeartbeatFile>> {
+  const out = new Map<string, HeartbeatFile>();
+  for (const h of await readHeartbeats(store)) if (h.doc) out.set(h.builder, h.doc);
+  return out;
+}
+
 /** Fetches every builder's heartbeat branch and reads its heartbeat.json. */
 export async function readHeartbeats(store: Store): Promise<SeenHeartbeat[]> {
   const i = await store.internals();
