@@ -54,40 +54,32 @@ export interface MarkOutcome {
   changed: boolean;
 }
 
-/** Marks a message read by `reader`; reading it again is a no-op with no commit. */
-export async function readMessage(store: Store, args: { id: string; reader: string }): Promise<TxOutcome<MarkOutcome>> {
+/** One mark (read, ack) by one reader, in one commit; a mark already there is a no-op with no commit. */
+function mark(store: Store, op: string, verb: string, apply: (file: MessagesFile, id: string, reader: string) => msgs.Marked, args: { id: string; reader: string }): Promise<TxOutcome<MarkOutcome>> {
   return store.transact<MarkOutcome>({
-    op: 'message-read',
+    op,
     reads: [PATHS.messages],
     mutate: (view) => {
-      const r = msgs.markRead(messagesOf(view.get<MessagesFile>(PATHS.messages)), args.id, args.reader);
+      const r = apply(messagesOf(view.get<MessagesFile>(PATHS.messages)), args.id, args.reader);
       if (!r.changed) return { result: { message: r.message, changed: false } };
       return {
         result: { message: r.message, changed: true },
         writes: { [PATHS.messages]: r.file },
-        message: `read ${r.message.id} by ${args.reader}`,
+        message: `${verb} ${r.message.id} by ${args.reader}`,
         trailers: { 'Coord-Message': r.message.id },
       };
     },
   });
 }
 
+/** Marks a message read by `reader`; reading it again is a no-op with no commit. */
+export async function readMessage(store: Store, args: { id: string; reader: string }): Promise<TxOutcome<MarkOutcome>> {
+  return mark(store, 'message-read', 'read', msgs.markRead, args);
+}
+
 /** Acknowledges (and reads) a message for `reader`; refused unless it asks for an ack. */
 export async function ackMessage(store: Store, args: { id: string; reader: string }): Promise<TxOutcome<MarkOutcome>> {
-  return store.transact<MarkOutcome>({
-    op: 'message-ack',
-    reads: [PATHS.messages],
-    mutate: (view) => {
-      const r = msgs.acknowledge(messagesOf(view.get<MessagesFile>(PATHS.messages)), args.id, args.reader);
-      if (!r.changed) return { result: { message: r.message, changed: false } };
-      return {
-        result: { message: r.message, changed: true },
-        writes: { [PATHS.messages]: r.file },
-        message: `ack ${r.message.id} by ${args.reader}`,
-        trailers: { 'Coord-Message': r.message.id },
-      };
-    },
-  });
+  return mark(store, 'message-ack', 'ack', msgs.acknowledge, args);
 }
 
 export interface ArchiveOutcome {
