@@ -20,6 +20,7 @@ import { runProcess } from '../../agent/builds/runner.js';
 import type { Job } from '../../agent/model/types.js';
 import { LocalLock } from '../../agent/store/locallock.js';
 import { cleanupAll, isCI, makeBareRepo, onCleanup, repoRoot, requireTool, runCli, tmpDir } from '../helpers/git.js';
+import { runningJob } from '../helpers/jobs.js';
 
 after(cleanupAll);
 
@@ -266,27 +267,7 @@ describe('pump-restore jobs', () => {
   const TOKEN = 'pump-job-token-value';
   const CONFIGURED = 'pump-job-configured-secret';
 
-  function pumpJob(): Job {
-    const now = new Date().toISOString();
-    return {
-      id: `job_pump${Date.now()}`,
-      type: 'pump-restore',
-      priority: 5,
-      source: null,
-      branch: 'main',
-      commit: null,
-      description: '',
-      dependencies: [],
-      assigned_to: 'build1',
-      status: 'running',
-      created_at: now,
-      created_by: 'tester',
-      started_at: now,
-      completed_at: null,
-      attempt: 1,
-      lease_expires_at: null,
-    };
-  }
+  const pumpJob = (): Job => runningJob(`job_pump${Date.now()}`, { type: 'pump-restore' });
 
   it('mask an env token, a configured secret and URL credentials that a restore step prints, in the job log and the restore log', async (t) => {
     if (!tools(t, 'make', 'gcc', '/usr/bin/python3') || !(await pythonHeaders(t))) return;

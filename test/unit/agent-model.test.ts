@@ -13,6 +13,7 @@ import { PreconditionError, UsageError } from '../../agent/errors.js';
 import { cancel, claimJob, complete, effectiveLease, handBack, isStale, reclaimExpired, renewLease, retry } from '../../agent/model/jobs.js';
 import { PATHS, type HeartbeatFile, type Job, type JobsFile } from '../../agent/model/types.js';
 import { validateDoc } from '../../agent/model/validate.js';
+import { queuedJob } from '../helpers/jobs.js';
 
 // ---------------------------------------------------------------- a fake clock
 
@@ -23,25 +24,7 @@ const isoAt = (seconds: number) => at(seconds).toISOString();
 const LEASE = 60_000; // 60 s
 
 function job(id: string, over: Partial<Job> = {}): Job {
-  return {
-    id,
-    type: 'make',
-    priority: 5,
-    source: '/src',
-    branch: 'main',
-    commit: null,
-    description: '',
-    dependencies: [],
-    assigned_to: null,
-    status: 'queued',
-    created_at: isoAt(-600),
-    created_by: 'tester',
-    started_at: null,
-    completed_at: null,
-    attempt: 0,
-    lease_expires_at: null,
-    ...over,
-  };
+  return queuedJob(id, isoAt(-600), { source: '/src', ...over });
 }
 
 /** A job claimed by `by` at second `claimedAt` (attempt `attempt`), its lease on main running LEASE from then. */

@@ -25,6 +25,7 @@ import {
 import { JOB_ID_RE, MSG_ID_RE } from '../../agent/model/input.js';
 import type { Job, JobsFile, JobStatus } from '../../agent/model/types.js';
 import { validateDoc } from '../../agent/model/validate.js';
+import { queuedJob } from '../helpers/jobs.js';
 
 const T0 = new Date('2025-03-04T05:06:07.890Z');
 const at = (seconds: number) => new Date(T0.getTime() + seconds * 1000);
@@ -36,25 +37,7 @@ function input(over: Partial<JobInput> = {}): JobInput {
 
 /** A queued job as enqueue makes it, with fields overridden for the case at hand. */
 function job(id: string, over: Partial<Job> = {}): Job {
-  return {
-    id,
-    type: 'make',
-    priority: 5,
-    source: null,
-    branch: 'main',
-    commit: null,
-    description: '',
-    dependencies: [],
-    assigned_to: null,
-    status: 'queued',
-    created_at: T0.toISOString(),
-    created_by: 'tester',
-    started_at: null,
-    completed_at: null,
-    attempt: 0,
-    lease_expires_at: null,
-    ...over,
-  };
+  return queuedJob(id, T0.toISOString(), over);
 }
 
 function fileOf(...jobs: Job[]): JobsFile {
