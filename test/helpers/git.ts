@@ -468,6 +468,28 @@ export function runNode(args: string[]): Promise<{ code: number | null; stdout: 
 }
 
 /** The JSON lines a fixture printed. */
+/** One JSON log line of an agent (pino), or { raw } for a line that is not JSON. */
+export type LogLine = Record<string, unknown> & { msg?: string };
+
+/** Collects a child's JSON-lines output as it arrives, a line at a time (a chunk may end mid-line). */
+export function collectJsonLines(stream: NodeJS.ReadableStream): LogLine[] {
+  const lines: LogLine[] = [];
+  let rest = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    const parts = (rest + chunk).split('\n');
+    rest = parts.pop() ?? '';
+    for (const p of parts.filter(Boolean)) {
+      try {
+        lines.push(JSON.parse(p) as LogLine);
+      } catch {
+        lines.push({ raw: p });
+      }
+    }
+  });
+  return lines;
+}
+
 export function jsonLines(text: string): Array<Record<string, unknown>> {
   return text
     .split('\n')

@@ -19,7 +19,7 @@ import { PATHS, type HeartbeatFile, type Job, type JobsFile, type MessagesFile, 
 import { initLayout } from '../../agent/store/layout.js';
 import { addJobs, type JobDraft } from '../../agent/store/ops.js';
 import { Store } from '../../agent/store/store.js';
-import { cleanupAll, cliPath, cloneWork, git, gitEnv, makeBareRepo, onCleanup, pushFiles, repoRoot, runCli, seedRepo, tmpDir, isGone, sleep, waitGone } from '../helpers/git.js';
+import { cleanupAll, cliPath, cloneWork, collectJsonLines, git, gitEnv, makeBareRepo, onCleanup, pushFiles, repoRoot, runCli, seedRepo, tmpDir, isGone, sleep, waitGone, type LogLine } from '../helpers/git.js';
 
 after(cleanupAll);
 
@@ -55,7 +55,7 @@ function killFixture(pid: number): void {
   }
 }
 
-type Line = Record<string, unknown> & { msg?: string };
+type Line = LogLine;
 
 interface AgentProc {
   builder: string;
@@ -102,22 +102,9 @@ async function startAgent(remote: string, builder: string, opts: AgentOpts = {})
   // Whatever a build makes stays in the agent's temporary home, never in the default /root/artifacts.
   const env = { ...(await gitEnv()), NO_COLOR: '1', BUILDCOORD_HOME: home, BUILDCOORD_ARTIFACTS_DIR: join(home, 'artifacts'), ...opts.env };
   const child = spawn(process.execPath, args, { cwd: home, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: Line[] = [];
+  const lines = collectJsonLines(child.stdout!);
   let stderr = '';
-  let rest = '';
   let code: number | null = null;
-  child.stdout!.setEncoding('utf8');
-  child.stdout!.on('data', (chunk: string) => {
-    const parts = (rest + chunk).split('\n');
-    rest = parts.pop() ?? '';
-    for (const p of parts.filter(Boolean)) {
-      try {
-        lines.push(JSON.parse(p) as Line);
-      } catch {
-        lines.push({ raw: p });
-      }
-    }
-  });
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (chunk: string) => (stderr += chunk));
   const exit = new Promise<number>((resolve) =>

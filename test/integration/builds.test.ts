@@ -27,7 +27,8 @@ import { PATHS, type Job, type JobsFile, type StatusFile } from '../../agent/mod
 import { initLayout } from '../../agent/store/layout.js';
 import { addJobs, claimNext, completeJob, type JobDraft } from '../../agent/store/ops.js';
 import { Store } from '../../agent/store/store.js';
-import { cleanupAll, cliPath, git, gitEnv, makeBareRepo, onCleanup, repoRoot, requireTool, runCli, tmpDir, canConnect, freePort, sleep } from '../helpers/git.js';
+import { cleanupAll, cliPath, collectJsonLines, git, gitEnv, makeBareRepo, onCleanup, repoRoot, requireTool, runCli, tmpDir, canConnect, freePort, sleep, type LogLine } from '../helpers/git.js';
+import { runningJob } from '../helpers/jobs.js';
 
 after(cleanupAll);
 
@@ -74,24 +75,7 @@ async function sourceRepo(project: string | null, extra: Record<string, string> 
 
 let seq = 0;
 function mkJob(over: Partial<Job> & { type: string; source: string | null }): Job {
-  const now = new Date().toISOString();
-  return {
-    id: `job_test${Date.now()}_${seq++}`,
-    priority: 5,
-    branch: 'main',
-    commit: null,
-    description: '',
-    dependencies: [],
-    assigned_to: 'build1',
-    status: 'running',
-    created_at: now,
-    created_by: 'tester',
-    started_at: now,
-    completed_at: null,
-    attempt: 1,
-    lease_expires_at: null,
-    ...over,
-  };
+  return runningJob(`job_test${Date.now()}_${seq++}`, over);
 }
 
 interface Calls {
@@ -440,7 +424,7 @@ describe('builds through executeJob (real tools)', () => {
 
 // ---------------------------------------------------------------- the agent
 
-type Line = Record<string, unknown> & { msg?: string };
+type Line = LogLine;
 
 async function startAgent(remote: string, args: string[], env: Record<string, string>): Promise<{ lines: Line[]; waitFor(pred: (l: Line) => boolean, ms: number, what: string): Promise<Line>; stop(): Promise<number>; dump(): string }> {
   const home = await tmpDir('agent-home-');
@@ -449,21 +433,9 @@ async function startAgent(remote: string, args: string[], env: Record<string, st
     env: { ...(await gitEnv()), NO_COLOR: '1', BUILDCOORD_HOME: home, BUILDCOORD_ARTIFACTS_DIR: join(home, 'artifacts'), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const lines: Line[] = [];
-  let rest = '';
+  const lines = collectJsonLines(child.stdout!);
   let stderr = '';
   let code: number | null = null;
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    const parts = (rest + chunk).split('\n');
-    rest = parts.pop() ?? '';
-    for (const p of parts.filter(Boolean)) {
-      try {
-        lines.push(JSON.parse(p) as Line);
-      } catch {
-        lines.push({ raw: p });
-      }
-    }
-  });
   child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
   const exit = new Promise<number>((r) => child.once('exit', (c, s) => r((code = c ?? (s ? 128 : 1)))));
   onCleanup(async () => {
