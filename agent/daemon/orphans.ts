@@ -22,9 +22,17 @@ export interface Record_ {
   groups: Group[];
 }
 
+/**
+ * The fields of /proc/<pid>/stat after the command name, from field 3 on:
+ * [0] state, [2] process group, [19] start time. The command name (field 2)
+ * may hold spaces and parentheses, so counting starts after the last ')'.
+ */
+function statFields(stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 function startField(stat: string): string | null {
-  // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  return statFields(stat)[19] ?? null;
 }
 
 /** The start time of a live process, or null if there is none with that PID. */
@@ -112,9 +120,8 @@ async function groupAlive(g: Group): Promise<boolean> {
   }
   for (const e of entries) {
     if (!/^\d+$/.test(e)) continue;
-    const stat = await readFile(`/proc/${e}/stat`, 'utf8').catch(() => '');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // f[0] state, f[2] process group, f[19] start time (members start after their leader).
+    const f = statFields(await readFile(`/proc/${e}/stat`, 'utf8').catch(() => ''));
+    // A live member of the group, started no earlier than its leader.
     if (f[0] !== 'Z' && f[2] === String(g.pid) && Number(f[19]) >= Number(g.start)) return true;
   }
   return false;
